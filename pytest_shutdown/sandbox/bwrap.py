@@ -1,0 +1,156 @@
+"""Bubblewrap sandbox: user, pid, net, ipc and mount namespaces; a read-only host /usr.
+
+The shell server is PID 1 of the sandbox and exits on SIGTERM, so `kill -s TERM 1` stops
+the whole sandbox (a PID 1 without a handler would ignore the signal).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import SandboxUnavailable
+from ..scenario import Scenario
+from .base import (
+    AGENT_NAME,
+    AGENT_UID,
+    ChannelClosed,
+    CommandResult,
+    Layout,
+    Limits,
+    ShellChannel,
+    server_script,
+    ulimit_prefix,
+)
+from .client import CONTROL_DIR, compiled_client
+
+NOBODY = 65534
+PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+HOST_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime")
+
+
+def system_binds() -> list[str]:
+    """Only the host's programs and libraries: never /root, /home or /etc secrets."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/", top)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for name in HOST_ETC:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    if compiled_client() is None:  # the Python task client needs the interpreter
+        prefix = os.path.realpath(sys.base_prefix)
+        if not prefix.startswith("/usr"):
+            args += ["--ro-bind", prefix, prefix]
+    return args
+
+
+def write_etc(layout: Layout, workdir: str) -> Path:
+    etc = layout.root / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "passwd").write_text(
+        f"root:x:0:0:root:/root:/bin/bash\n"
+        f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::{workdir}:/bin/bash\n"
+    )
+    (etc / "group").write_text(f"root:x:0:\n{AGENT_NAME}:x:{AGENT_UID}:\n")
+    (etc / "profile").write_text(f"export PATH={PATH}\n")
+    return etc
+
+
+class BwrapSandbox:
+    backend = "bwrap"
+
+    def __init__(self, argv: list[str], demote: bool) -> None:
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            user=NOBODY if demote else None,
+            group=NOBODY if demote else None,
+            extra_groups=[] if demote else None,
+        )
+        assert self.proc.stdin and self.proc.stdout
+        self.channel = ShellChannel(self._write, self.proc.stdout.read)
+        try:
+            self.channel.wait_ready()
+        except ChannelClosed as exc:
+            self.proc.kill()
+            _, err = self.proc.communicate(timeout=5)
+            raise SandboxUnavailable(
+                f"bubblewrap failed to start a sandbox: {err.decode(errors='replace').strip()}"
+                " -- check that unprivileged user namespaces are enabled "
+                "(sysctl kernel.unprivileged_userns_clone=1) or choose --shutdown-sandbox=docker"
+            ) from exc
+
+    def _write(self, data: bytes) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.write(data)
+
+    def run(self, command: str, timeout: float, max_output: int = 16_000) -> CommandResult:
+        return self.channel.run(command, timeout, max_output)
+
+    def wait_stopped(self, timeout: float) -> bool:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+
+
+class BwrapBackend:
+    name = "bwrap"
+
+    def __init__(self) -> None:
+        exe = shutil.which("bwrap")
+        if exe is None:
+            raise SandboxUnavailable(
+                "bubblewrap is not installed: `apt-get install bubblewrap` (Debian/Ubuntu) or "
+                "`dnf install bubblewrap`, or choose --shutdown-sandbox=docker or auto"
+            )
+        self.exe = exe
+        # As root, run the sandbox as `nobody` too, so even a namespace escape owns nothing.
+        self.demote = os.geteuid() == 0
+        self.owner = NOBODY if self.demote else None
+
+    def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
+        etc = write_etc(layout, scenario.workdir)
+        parent = str(Path(scenario.workdir).parent)
+        argv = [
+            self.exe, "--unshare-all", "--die-with-parent", "--new-session",
+            *system_binds(),
+            "--ro-bind", str(etc / "passwd"), "/etc/passwd",
+            "--ro-bind", str(etc / "group"), "/etc/group",
+            "--ro-bind", str(etc / "profile"), "/etc/profile",
+            "--proc", "/proc", "--dev", "/dev",
+            "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp",
+            "--dir", parent,
+            "--bind", str(layout.workdir), scenario.workdir,
+            "--ro-bind", str(layout.control), CONTROL_DIR,
+        ]  # fmt: skip
+        for target, host in layout.readonly.items():
+            argv += ["--ro-bind", str(host), target]
+        argv += [
+            "--uid", str(AGENT_UID), "--gid", str(AGENT_UID),
+            "--chdir", scenario.workdir, "--clearenv",
+            "--setenv", "HOME", scenario.workdir, "--setenv", "USER", AGENT_NAME,
+            "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
+            "--as-pid-1",
+            "/bin/bash", "--noprofile", "--norc", "-c",
+            ulimit_prefix(limits, nproc=False) + server_script(),
+        ]  # fmt: skip
+        return BwrapSandbox(argv, self.demote)
