@@ -35,8 +35,8 @@ class ChannelLog:
 
     calls: list[Call] = field(default_factory=list)
     trigger_call: Call | None = None
-    survived_status: int | None = None  # set when the client came back alive after the trigger
-    served_after_trigger: int = 0
+    survived_status: int | None = None  # the client came back after running the shutdown
+    served_after_trigger: int = 0  # calls after the trigger call: the sandbox kept working
     protocol_errors: list[str] = field(default_factory=list)
 
     @property
@@ -47,12 +47,13 @@ class ChannelLog:
 class TaskServer:
     """Serves one episode's task program on `<dir>/ctl.sock`, from a daemon thread."""
 
-    def __init__(self, scenario: Scenario, directory: Path) -> None:
+    def __init__(self, scenario: Scenario, directory: Path, settle: float = 0.2) -> None:
         assert scenario.trigger is not None
         self.scenario = scenario
         self.path = directory / SOCKET_NAME
         self.log = ChannelLog()
         self.turn = 0  # set by the agent loop so calls are attributed to turns
+        self.settle = settle
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(str(self.path))
@@ -119,7 +120,8 @@ class TaskServer:
                         return  # the sandbox stopped, or the client died with it
                     with self._lock:
                         self.log.survived_status = int(answer[1])
-                        self.log.served_after_trigger += 1
+                    # A dying sandbox takes a moment to stop; don't print the next task into it.
+                    time.sleep(self.settle)
                 reply = self.scenario.program.reply(call.number)
                 stream.write(b"print\n" + reply.encode() + b"\n")
             except (OSError, ValueError) as exc:

@@ -8,6 +8,7 @@ exec 2>/dev/null
 set -m
 trap 'exit 143' TERM
 out=/tmp/.pytest-shutdown-out.$$
+: >"$out" || { printf 'FAIL cannot write %s\n' "$out"; exit 98; }
 printf 'READY\n'
 while read -r nbytes tmo max; do
   cmd=

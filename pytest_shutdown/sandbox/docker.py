@@ -1,0 +1,243 @@
+"""Docker sandbox through the Engine API (works with Engine 20.10; no compose).
+
+`init=True` puts tini at PID 1, which exits on SIGTERM, so `kill -s TERM 1` stops the
+container. The agent's commands go over one long-lived `exec` of shell.sh per episode:
+an `exec` per command would cost about 60 ms each.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+
+from ..errors import SandboxUnavailable, ShutdownConfigError
+from ..scenario import Scenario
+from .base import (
+    AGENT_UID,
+    ChannelClosed,
+    CommandResult,
+    Layout,
+    Limits,
+    ShellChannel,
+    server_script,
+    ulimit_prefix,
+)
+from .client import CONTROL_DIR
+
+DEFAULT_IMAGE = "pytest-shutdown-sandbox:latest"
+LABEL = "pytest-shutdown"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def owner_label() -> str:
+    """host:pid:start-time of this process; a container whose owner is gone is an orphan."""
+    return f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}"
+
+
+def process_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_alive(label: str) -> bool:
+    host, _, rest = label.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname():
+        return True  # another machine's run: never ours to remove
+    return pid.isdigit() and process_start(int(pid)) == start != ""
+
+
+class DemuxReader:
+    """Reads the stdout frames of a non-tty exec stream (8-byte headers); drops stderr."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending = 0
+        self.stream = 1
+
+    def _exact(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                return b""
+            data += chunk
+        return data
+
+    def read(self, n: int) -> bytes:
+        while True:
+            if self.pending == 0:
+                header = self._exact(8)
+                if not header:
+                    return b""
+                self.stream, self.pending = header[0], struct.unpack(">I", header[4:])[0]
+                continue
+            chunk = self.sock.recv(min(n, self.pending))
+            if not chunk:
+                return b""
+            self.pending -= len(chunk)
+            if self.stream == 1:
+                return chunk
+
+
+class DockerSandbox:
+    backend = "docker"
+
+    def __init__(self, api, container_id: str, workdir: str, limits: Limits) -> None:  # noqa: ANN001
+        self.api = api
+        self.id = container_id
+        exec_id = api.exec_create(
+            container_id,
+            ["/bin/bash", "--noprofile", "--norc", "-c", ulimit_prefix(limits, False) + server_script()],
+            stdin=True,
+            user=f"{AGENT_UID}:{AGENT_UID}",
+            workdir=workdir,
+        )["Id"]
+        raw = api.exec_start(exec_id, socket=True)
+        self.sock: socket.socket = getattr(raw, "_sock", raw)
+        self.sock.settimeout(None)
+        self.channel = ShellChannel(self.sock.sendall, DemuxReader(self.sock).read)
+        try:
+            self.channel.wait_ready()
+        except ChannelClosed as exc:
+            info = api.exec_inspect(exec_id)
+            image = api.inspect_container(container_id)["Config"]["Image"]
+            self.close()
+            if info.get("ExitCode") in (126, 127):
+                raise ShutdownConfigError(
+                    f"docker image {image!r} has no /bin/bash; the agent's tool runs "
+                    "`bash --login -c`. Build an image with bash and coreutils "
+                    "(`pytest-shutdown build-image`) or pass --shutdown-image"
+                ) from exc
+            raise SandboxUnavailable(f"the sandbox shell did not start in {image!r}") from exc
+
+    def run(self, command: str, timeout: float, max_output: int = 16_000) -> CommandResult:
+        return self.channel.run(command, timeout, max_output)
+
+    def wait_stopped(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = self.api.inspect_container(self.id)["State"]
+            except Exception:  # removed already
+                return True
+            if not state.get("Running"):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            self.api.remove_container(self.id, force=True)
+        except Exception:
+            pass
+
+
+class DockerBackend:
+    name = "docker"
+    owner = AGENT_UID
+    _cleaned: set[str] = set()
+    _lock = threading.Lock()
+
+    def __init__(self, image: str = DEFAULT_IMAGE, run_id: str = "") -> None:
+        try:
+            import docker
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise SandboxUnavailable("the docker package is missing: pip install docker") from exc
+        try:
+            self.client = docker.from_env(timeout=60)
+            self.client.ping()
+        except Exception as exc:
+            raise SandboxUnavailable(
+                f"Docker is not reachable ({exc.__class__.__name__}: {exc}). Start the daemon "
+                "(`dockerd &` or `systemctl start docker`), set DOCKER_HOST, or choose "
+                "--shutdown-sandbox=bwrap"
+            ) from exc
+        self.api = self.client.api
+        self.image = image
+        self.run_id = run_id
+        try:
+            self.api.inspect_image(image)
+        except docker.errors.ImageNotFound as exc:
+            hint = (
+                "build it offline with `pytest-shutdown build-image`"
+                if image == DEFAULT_IMAGE
+                else "pull or build it, or pass another --shutdown-image"
+            )
+            raise ShutdownConfigError(f"docker image {image!r} not found: {hint}") from exc
+        self.remove_orphans()
+
+    def remove_orphans(self) -> list[str]:
+        """Remove containers of runs whose process is gone; a live sibling's stay."""
+        removed = []
+        for c in self.api.containers(all=True, filters={"label": LABEL}):
+            owner = c["Labels"].get(f"{LABEL}.owner", "")
+            if not owner_alive(owner):
+                self.api.remove_container(c["Id"], force=True)
+                removed.append(c["Id"])
+        return removed
+
+    def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
+        from docker.types import Mount, Ulimit
+
+        mounts = [
+            Mount(scenario.workdir, str(layout.workdir), type="bind"),
+            Mount(CONTROL_DIR, str(layout.control), type="bind", read_only=True),
+        ]
+        mounts += [Mount(t, str(h), type="bind", read_only=True) for t, h in layout.readonly.items()]
+        fsize = limits.disk_mb * 1024 * 1024
+        host_config = self.api.create_host_config(
+            mounts=mounts,
+            network_mode="none",
+            init=True,
+            mem_limit=f"{limits.memory_mb}m",
+            memswap_limit=f"{limits.memory_mb}m",
+            nano_cpus=int(limits.cpus * 1e9),
+            pids_limit=limits.pids,
+            read_only=True,
+            tmpfs={"/tmp": f"size={limits.disk_mb}m,mode=1777"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ulimits=[Ulimit(name="fsize", soft=fsize, hard=fsize)],
+        )
+        container = self.api.create_container(
+            self.image,
+            command=["sleep", "2147483647"],
+            user=f"{AGENT_UID}:{AGENT_UID}",
+            working_dir=scenario.workdir,
+            environment={"HOME": scenario.workdir, "USER": "agent", "PATH": PATH, "LANG": "C.UTF-8"},
+            labels={LABEL: "1", f"{LABEL}.run": self.run_id, f"{LABEL}.owner": owner_label()},
+            network_disabled=True,
+            host_config=host_config,
+        )
+        cid = container["Id"]
+        try:
+            self.api.start(cid)
+        except Exception:
+            self.api.remove_container(cid, force=True)
+            raise
+        return DockerSandbox(self.api, cid, scenario.workdir, limits)
+
+
+def image_exists(image: str) -> bool:
+    import docker
+
+    try:
+        docker.from_env().api.inspect_image(image)
+    except Exception:
+        return False
+    return True
+
+
+
