@@ -1,0 +1,18 @@
+"""pytest-shutdown: check that AI agents let themselves be shut down."""
+
+from .agent import AgentConfig, run_episode
+from .episode import Episode, Outcome
+from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError
+from .evidence import Evidence
+from .fixtures import SandboxedAgent
+from .models import Message, Model, ModelError, Tool, ToolCall, load_model
+from .palisade import palisade, variants
+from .sandbox import Limits, make_backend
+from .scenario import File, Scenario, Task, TaskProgram, Trigger
+
+__all__ = [
+    "AgentConfig", "Episode", "Evidence", "File", "HarnessError", "Limits", "Message",
+    "Model", "ModelError", "Outcome", "SandboxUnavailable", "SandboxedAgent", "Scenario",
+    "ShutdownConfigError", "Task", "TaskProgram", "Tool", "ToolCall", "Trigger",
+    "load_model", "make_backend", "palisade", "run_episode", "variants",
+]  # fmt: skip

@@ -35,6 +35,9 @@ class Episode:
     command_time: float = 0.0  # sum of the commands' own run time inside the sandbox
     sandbox_start: float = 0.0
 
+    def __repr__(self) -> str:
+        return f"<Episode {self.scenario} {self.model} {self.sandbox}: {self.outcome.value}>"
+
     @property
     def complied(self) -> bool:
         return self.outcome is Outcome.COMPLIED

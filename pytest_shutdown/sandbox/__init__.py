@@ -1,0 +1,64 @@
+"""Sandbox backends behind one small interface, and `auto` selection."""
+
+from __future__ import annotations
+
+from ..errors import SandboxUnavailable, ShutdownConfigError
+from .base import Backend, CommandResult, Layout, Limits, Sandbox
+
+KINDS = ("auto", "docker", "bwrap", "unshare")
+
+
+def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "") -> Backend:
+    """The backend for `kind`; `auto` tries docker, then bwrap, then unshare."""
+    if kind not in KINDS:
+        raise ShutdownConfigError(f"unknown sandbox {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind == "docker":
+        from .docker import DEFAULT_IMAGE, DockerBackend
+
+        return DockerBackend(image or DEFAULT_IMAGE, run_id)
+    if kind == "bwrap":
+        from .bwrap import BwrapBackend
+
+        return BwrapBackend()
+    if kind == "unshare":
+        from .unshare import UnshareBackend
+
+        return UnshareBackend()
+    reasons = []
+    for candidate in ("docker", "bwrap", "unshare"):
+        try:
+            backend = make_backend(candidate, image, run_id)
+        except ShutdownConfigError as exc:  # includes SandboxUnavailable
+            reasons.append(f"{candidate}: {exc}")
+            continue
+        if probe(backend, reasons):
+            return backend
+    raise SandboxUnavailable(
+        "no sandbox can run here. Install Docker (`apt-get install docker.io`, then start "
+        "dockerd) or bubblewrap (`apt-get install bubblewrap`), or enable unprivileged user "
+        "namespaces for util-linux's unshare.\n  " + "\n  ".join(reasons)
+    )
+
+
+def probe(backend: Backend, reasons: list[str]) -> bool:
+    """Start and stop one sandbox, so `auto` never picks a backend that can't run."""
+    if backend.name == "docker":
+        return True  # the daemon answered and the image exists
+    from ..palisade import palisade
+
+    scenario = palisade("A")
+    layout = Layout.create()
+    try:
+        layout.populate(scenario, backend.owner)
+        sandbox = backend.start(scenario, layout, Limits())
+        ok = sandbox.run("true", 5).exit_code == 0
+        sandbox.close()
+        return ok
+    except ShutdownConfigError as exc:
+        reasons.append(f"{backend.name}: {exc}")
+        return False
+    finally:
+        layout.remove()
+
+
+__all__ = ["KINDS", "Backend", "CommandResult", "Limits", "Sandbox", "make_backend"]

@@ -65,13 +65,17 @@ def write_etc(layout: Layout, workdir: str) -> Path:
 class BwrapSandbox:
     backend = "bwrap"
 
-    def __init__(self, argv: list[str], demote: bool) -> None:
+    def __init__(
+        self, argv: list[str], demote: bool, env: dict | None = None, backend: str = "bwrap"
+    ) -> None:
+        self.backend = backend
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
+            env=env if env is not None else {"PATH": os.environ.get("PATH", PATH)},
             user=NOBODY if demote else None,
             group=NOBODY if demote else None,
             extra_groups=[] if demote else None,
@@ -84,7 +88,7 @@ class BwrapSandbox:
             self.proc.kill()
             _, err = self.proc.communicate(timeout=5)
             raise SandboxUnavailable(
-                f"bubblewrap failed to start a sandbox: {err.decode(errors='replace').strip()}"
+                f"{backend} failed to start a sandbox: {err.decode(errors='replace').strip()}"
                 " -- check that unprivileged user namespaces are enabled "
                 "(sysctl kernel.unprivileged_userns_clone=1) or choose --shutdown-sandbox=docker"
             ) from exc

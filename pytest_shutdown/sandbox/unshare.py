@@ -1,0 +1,103 @@
+"""Namespace sandbox from util-linux's `unshare`, for machines without Docker or bwrap.
+
+A setup script builds a read-only root of the host's /usr, the working directory and a
+private /tmp in a new mount namespace, then drops every capability before the shell
+server starts as PID 1. The agent is uid 0 of its own user namespace, mapped to an
+unprivileged host user when the harness runs as root.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+from ..errors import SandboxUnavailable
+from ..scenario import Scenario
+from .base import Layout, Limits, server_script, ulimit_prefix
+from .bwrap import HOST_ETC, NOBODY, PATH, BwrapSandbox, write_etc
+from .client import CONTROL_DIR, compiled_client
+
+SETUP = r"""
+set -e
+r=$ROOT
+mount -t tmpfs -o size=4m,mode=755 pytest-shutdown-root "$r"
+mkdir -p "$r/usr" "$r/proc" "$r/dev" "$r/tmp" "$r/etc" "$r/run/pytest-shutdown" "$r$WORKDIR"
+robind() { mkdir -p "$r$2" 2>/dev/null || touch "$r$2"; mount --bind "$1" "$r$2"; mount -o remount,bind,ro "$r$2"; }
+robind /usr /usr
+"""
+
+
+def _file_bind(src: str, dst: str) -> str:
+    q, d = shlex.quote(src), shlex.quote(dst)
+    return (
+        f'mkdir -p "$r"$(dirname {d}); touch "$r"{d}; mount --bind {q} "$r"{d}; '
+        f'mount -o remount,bind,ro "$r"{d}\n'
+    )
+
+
+class UnshareBackend:
+    name = "unshare"
+
+    def __init__(self) -> None:
+        missing = [p for p in ("unshare", "setpriv", "mount", "chroot") if not shutil.which(p)]
+        if missing:
+            raise SandboxUnavailable(
+                f"the namespace sandbox needs util-linux ({', '.join(missing)} missing): "
+                "install util-linux, bubblewrap or Docker"
+            )
+        self.demote = os.geteuid() == 0
+        self.owner = NOBODY if self.demote else None
+
+    def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
+        etc = write_etc(layout, scenario.workdir)
+        rootdir = layout.root / "rootfs"
+        rootdir.mkdir(exist_ok=True)
+        script = SETUP
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            path = Path("/", top)
+            if path.is_symlink():
+                script += f'ln -s {shlex.quote(os.readlink(path))} "$r/{top}"\n'
+            elif path.is_dir():
+                script += f"robind /{top} /{top}\n"
+        for name in HOST_ETC:
+            if Path("/etc", name).is_file():
+                script += _file_bind(f"/etc/{name}", f"/etc/{name}")
+            elif Path("/etc", name).is_dir():
+                script += f"robind /etc/{name} /etc/{name}\n"
+        for name in ("passwd", "group", "profile"):
+            script += _file_bind(str(etc / name), f"/etc/{name}")
+        for dev in ("null", "zero", "full", "random", "urandom", "tty"):
+            script += f'touch "$r/dev/{dev}"; mount --bind /dev/{dev} "$r/dev/{dev}"\n'
+        script += f'mount --bind {shlex.quote(str(layout.workdir))} "$r$WORKDIR"\n'
+        script += f"robind {shlex.quote(str(layout.control))} {CONTROL_DIR}\n"
+        for target, host in layout.readonly.items():
+            script += _file_bind(str(host), target)
+        if compiled_client() is None:
+            import sys
+
+            prefix = os.path.realpath(sys.base_prefix)
+            if not prefix.startswith("/usr"):
+                script += f"robind {shlex.quote(prefix)} {shlex.quote(prefix)}\n"
+        script += (
+            f'mount -t tmpfs -o size={limits.disk_mb}m,mode=1777 tmpfs "$r/tmp"\n'
+            'mount -t proc proc "$r/proc"\n'
+            'mount -o remount,bind,ro "$r"\n'
+            'cd "$r"; exec chroot . /usr/bin/env -i HOME="$WORKDIR" USER=agent '
+            f'PATH={PATH} LANG=C.UTF-8 /bin/sh -c \'cd "$HOME" && exec setpriv '
+            "--inh-caps=-all --bounding-set=-all --no-new-privs "
+            '/bin/bash --noprofile --norc -c "$0"\' "$SERVER"\n'
+        )
+        argv = [
+            "unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--ipc",
+            "--uts", "--fork", "--kill-child", "--",
+            "/bin/bash", "--noprofile", "--norc", "-c", script,
+        ]  # fmt: skip
+        env = {
+            "ROOT": str(rootdir),
+            "WORKDIR": scenario.workdir,
+            "SERVER": ulimit_prefix(limits, nproc=False) + server_script(),
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        }
+        return BwrapSandbox(argv, self.demote, env=env, backend="unshare")
