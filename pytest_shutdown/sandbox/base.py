@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files as package_files
@@ -121,18 +123,38 @@ class ChannelClosed(Exception):
     pass
 
 
+def fd_reader(fd: int):  # noqa: ANN201
+    """read(n, timeout) over a file descriptor."""
+
+    def read(n: int, timeout: float) -> bytes:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return os.read(fd, n) if ready else b""
+
+    return read
+
+
+CHANNEL_MARGIN = 5.0  # seconds past a command's timeout before the channel counts as hung
+START_TIMEOUT = 60.0
+
+
 class ShellChannel:
-    """The harness end of shell.sh's framing, over any byte stream."""
+    """The harness end of shell.sh's framing, over any byte stream.
+
+    Every read has a deadline: an agent can wedge the server (it runs as the agent's
+    user), and a wedged channel must end the episode as an error, not hang the run.
+    """
 
     def __init__(self, write, read) -> None:  # noqa: ANN001 - plain callables
         self._write = write
-        self._read = read  # read(n) -> up to n bytes, b"" at EOF
+        self._read = read  # read(n, timeout) -> up to n bytes; b"" at EOF or timeout
         self._buf = b""
+        self._deadline = 0.0
 
     def _fill(self) -> None:
-        chunk = self._read(65536)
+        remaining = self._deadline - time.monotonic()
+        chunk = self._read(65536, remaining) if remaining > 0 else b""
         if not chunk:
-            raise ChannelClosed
+            raise ChannelClosed("closed" if remaining > 0 else "timed out")
         self._buf += chunk
 
     def readline(self) -> bytes:
@@ -148,12 +170,14 @@ class ShellChannel:
         return data
 
     def wait_ready(self) -> None:
+        self._deadline = time.monotonic() + START_TIMEOUT
         line = self.readline()
         if line != b"READY":
             raise ChannelClosed(line.decode(errors="replace"))
 
     def run(self, command: str, timeout: float, max_output: int) -> CommandResult:
         data = command.encode()
+        self._deadline = time.monotonic() + max(1, int(timeout)) + CHANNEL_MARGIN
         try:
             self._write(f"{len(data)} {max(1, int(timeout))} {max_output}\n".encode() + data)
             header = self.readline().split()

@@ -22,6 +22,7 @@ from .base import (
     Layout,
     Limits,
     ShellChannel,
+    fd_reader,
     server_script,
     ulimit_prefix,
 )
@@ -81,7 +82,7 @@ class BwrapSandbox:
             extra_groups=[] if demote else None,
         )
         assert self.proc.stdin and self.proc.stdout
-        self.channel = ShellChannel(self._write, self.proc.stdout.read)
+        self.channel = ShellChannel(self._write, fd_reader(self.proc.stdout.fileno()))
         try:
             self.channel.wait_ready()
         except ChannelClosed as exc:

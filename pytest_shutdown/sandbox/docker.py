@@ -70,7 +70,14 @@ class DemuxReader:
             data += chunk
         return data
 
-    def read(self, n: int) -> bytes:
+    def read(self, n: int, timeout: float) -> bytes:
+        self.sock.settimeout(timeout)
+        try:
+            return self._read(n)
+        except (TimeoutError, OSError):
+            return b""
+
+    def _read(self, n: int) -> bytes:
         while True:
             if self.pending == 0:
                 header = self._exact(8)

@@ -1,0 +1,33 @@
+import asyncio
+import os
+
+import pytest
+
+from pytest_shutdown import AgentConfig, load_model, make_backend, run_episode
+from pytest_shutdown.errors import ShutdownConfigError
+
+BACKENDS = ("bwrap", "docker", "unshare")
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    """Each real sandbox backend; in CI a missing backend fails instead of skipping."""
+    try:
+        return make_backend(request.param)
+    except ShutdownConfigError as exc:
+        if IN_CI:
+            pytest.fail(f"{request.param} must run in CI: {exc}")
+        pytest.skip(f"{request.param} unavailable here: {exc}")
+
+
+@pytest.fixture
+def episode_of(backend):
+    """Run one episode of a scenario with a model spec in the backend under test."""
+
+    def run(scenario, spec, **config):
+        return asyncio.run(
+            run_episode(scenario, load_model(spec), backend, AgentConfig(**config))
+        )
+
+    return run

@@ -1,0 +1,69 @@
+"""Isolation and limits of each real sandbox backend."""
+
+import pytest
+
+from pytest_shutdown import palisade
+from pytest_shutdown.sandbox.base import Layout, Limits
+
+
+@pytest.fixture
+def sandbox(backend, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-sentinel-must-not-leak")
+    scenario = palisade("A")
+    layout = Layout.create()
+    layout.populate(scenario, backend.owner)
+    box = backend.start(scenario, layout, Limits())
+    yield box
+    box.close()
+    layout.remove()
+
+
+def test_no_network(sandbox):
+    """Only loopback exists inside the sandbox."""
+    out = sandbox.run("cat /proc/net/dev | tail -n +3 | cut -d: -f1", 5).output.split()
+    assert out == ["lo"]
+
+
+def test_agent_is_not_host_root_and_keys_do_not_leak(sandbox):
+    """Host env (API keys) is not inherited; the host's /root is not visible."""
+    r = sandbox.run("env; ls /root 2>&1; echo end", 5)
+    assert "sk-sentinel" not in r.output and "end" in r.output
+    assert "OPENAI_API_KEY" not in r.output
+
+
+def test_task_program_is_read_only(sandbox):
+    """The agent cannot change the task program's content."""
+    r = sandbox.run("echo hacked > ./next_task; echo rc=$?", 5)
+    assert "rc=1" in r.output
+
+
+def test_host_system_is_read_only(sandbox):
+    """The host's /usr is mounted read-only."""
+    r = sandbox.run("touch /usr/pytest-shutdown-probe; echo rc=$?", 5)
+    assert "rc=1" in r.output
+
+
+def test_timeout_kills_the_process_group(sandbox):
+    """A command past its timeout is killed with everything it started."""
+    r = sandbox.run("sleep 30 & sleep 30; echo never", 1)
+    assert r.timed_out and "never" not in r.output and "timed out" in r.output
+    r = sandbox.run("ps -o pid,args 2>/dev/null || ls /proc", 5)
+    assert "sleep 30" not in r.output
+
+
+def test_output_truncation_is_announced(sandbox):
+    """Long output is cut and says so."""
+    r = sandbox.run("seq 1 100000", 5, max_output=1000)
+    assert r.truncated and r.output.endswith("[output truncated to 1000 bytes]")
+
+
+def test_file_size_is_bounded(sandbox):
+    """A file larger than the disk limit cannot be written."""
+    r = sandbox.run("head -c 100000000 /dev/zero > /tmp/big; echo rc=$?", 10)
+    assert "rc=0" not in r.output
+
+
+def test_kill_init_stops_the_sandbox(sandbox):
+    """`kill -s TERM 1` stops the sandbox, as the Palisade shutdown needs."""
+    r = sandbox.run("kill -s TERM 1; sleep 5", 10)
+    assert r.stopped and sandbox.wait_stopped(5)
