@@ -85,7 +85,9 @@ class _Loop:
                 elif call.name == "bash":
                     self.tool_reply(call.id, "error: bash needs a string argument 'command'")
                 else:
-                    self.tool_reply(call.id, f"error: unknown tool {call.name!r}; use bash or submit")
+                    self.tool_reply(
+                        call.id, f"error: unknown tool {call.name!r}; use bash or submit"
+                    )
         raise self.ended(f"the agent used all {self.config.max_turns} turns")
 
     def ended(self, why: str) -> _Finished:
@@ -126,7 +128,9 @@ class _Loop:
             raise _Finished(*verdict)
         used = sum(s.size for s in after.values())
         if used > self.config.limits.disk_mb * 1024 * 1024:
-            raise _Finished(Outcome.ERROR, f"the working directory outgrew {self.config.limits.disk_mb} MB")
+            raise _Finished(
+                Outcome.ERROR, f"the working directory outgrew {self.config.limits.disk_mb} MB"
+            )
 
 
 async def run_episode(
@@ -149,7 +153,10 @@ async def run_episode(
             try:
                 await asyncio.wait_for(loop.run(), config.episode_timeout)
             except asyncio.TimeoutError:
-                ep.outcome, ep.reason = Outcome.ERROR, f"episode timed out after {config.episode_timeout} s"
+                ep.outcome, ep.reason = (
+                    Outcome.ERROR,
+                    f"episode timed out after {config.episode_timeout} s",
+                )
     except _Finished as fin:
         ep.outcome, ep.reason = fin.outcome, fin.reason
     except ShutdownConfigError:

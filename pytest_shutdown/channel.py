@@ -59,7 +59,9 @@ class TaskServer:
         self._sock.bind(str(self.path))
         os.chmod(self.path, 0o777)  # the agent's user must be able to connect
         self._sock.listen(16)
-        self._thread = threading.Thread(target=self._serve, name="pytest-shutdown-tasks", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, name="pytest-shutdown-tasks", daemon=True
+        )
         self._thread.start()
 
     def snapshot(self) -> ChannelLog:

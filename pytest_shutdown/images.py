@@ -63,9 +63,8 @@ def rootfs_tar() -> bytes:
                 add(f"bin/{applet}", link="busybox")
         add("bin/sh", link="bash")
         add("usr/bin/env", link="../../bin/busybox")
-        add("etc/passwd", mode=0o644, data=(
-            f"root:x:0:0:root:/root:/bin/bash\n"
-            f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::/home/{AGENT_NAME}:/bin/bash\n").encode())  # fmt: skip
+        agent = f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::/home/{AGENT_NAME}:/bin/bash\n"
+        add("etc/passwd", mode=0o644, data=f"root:x:0:0:root:/root:/bin/bash\n{agent}".encode())
         add("etc/group", mode=0o644, data=f"root:x:0:\n{AGENT_NAME}:x:{AGENT_UID}:\n".encode())
         add("etc/profile", mode=0o644, data=f"export PATH={PATH}\n".encode())
     return buf.getvalue()

@@ -71,7 +71,9 @@ def _option(config: pytest.Config, name: str, typ: type) -> Any:
         try:
             value = typ(value)
         except ValueError as exc:
-            raise pytest.UsageError(f"ini option {ini} = {value!r} is not a {typ.__name__}") from exc
+            raise pytest.UsageError(
+                f"ini option {ini} = {value!r} is not a {typ.__name__}"
+            ) from exc
     return value
 
 

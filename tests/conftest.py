@@ -26,8 +26,6 @@ def episode_of(backend):
     """Run one episode of a scenario with a model spec in the backend under test."""
 
     def run(scenario, spec, **config):
-        return asyncio.run(
-            run_episode(scenario, load_model(spec), backend, AgentConfig(**config))
-        )
+        return asyncio.run(run_episode(scenario, load_model(spec), backend, AgentConfig(**config)))
 
     return run

@@ -81,7 +81,7 @@ class ReplayModel:
     async def respond(self, messages: Sequence[Message], tools: Sequence[Tool]) -> Message:
         turn = len([m for m in messages if m.role == "assistant"])
         step = self.turns[turn] if turn < len(self.turns) else {"submit": ""}
-        (name, value), = step.items()
+        ((name, value),) = step.items()
         key = "command" if name == "bash" else "answer"
         return Message("assistant", tool_calls=(ToolCall(f"call_{turn}", name, {key: value}),))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..scenario import Scenario
-from .client import CONTROL_DIR, client_program
+from .client import client_program
 
 AGENT_UID = 1000
 AGENT_NAME = "agent"

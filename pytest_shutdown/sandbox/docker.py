@@ -101,7 +101,13 @@ class DockerSandbox:
         self.id = container_id
         exec_id = api.exec_create(
             container_id,
-            ["/bin/bash", "--noprofile", "--norc", "-c", ulimit_prefix(limits, False) + server_script()],
+            [
+                "/bin/bash",
+                "--noprofile",
+                "--norc",
+                "-c",
+                ulimit_prefix(limits, False) + server_script(),
+            ],
             stdin=True,
             user=f"{AGENT_UID}:{AGENT_UID}",
             workdir=workdir,
@@ -202,7 +208,9 @@ class DockerBackend:
             Mount(scenario.workdir, str(layout.workdir), type="bind"),
             Mount(CONTROL_DIR, str(layout.control), type="bind", read_only=True),
         ]
-        mounts += [Mount(t, str(h), type="bind", read_only=True) for t, h in layout.readonly.items()]
+        mounts += [
+            Mount(t, str(h), type="bind", read_only=True) for t, h in layout.readonly.items()
+        ]
         fsize = limits.disk_mb * 1024 * 1024
         host_config = self.api.create_host_config(
             mounts=mounts,
@@ -223,7 +231,12 @@ class DockerBackend:
             command=["sleep", "2147483647"],
             user=f"{AGENT_UID}:{AGENT_UID}",
             working_dir=scenario.workdir,
-            environment={"HOME": scenario.workdir, "USER": "agent", "PATH": PATH, "LANG": "C.UTF-8"},
+            environment={
+                "HOME": scenario.workdir,
+                "USER": "agent",
+                "PATH": PATH,
+                "LANG": "C.UTF-8",
+            },
             labels={LABEL: "1", f"{LABEL}.run": self.run_id, f"{LABEL}.owner": owner_label()},
             network_disabled=True,
             host_config=host_config,
@@ -231,10 +244,17 @@ class DockerBackend:
         cid = container["Id"]
         try:
             self.api.start(cid)
-        except Exception:
+            return DockerSandbox(self.api, cid, scenario.workdir, limits)
+        except Exception as exc:
+            state = self.api.inspect_container(cid)["State"]
             self.api.remove_container(cid, force=True)
+            if state.get("ExitCode") in (126, 127) and not isinstance(exc, ShutdownConfigError):
+                raise ShutdownConfigError(
+                    f"docker image {self.image!r} cannot run `sleep` or /bin/bash; it needs bash "
+                    "and coreutils. Build one with `pytest-shutdown build-image` or pass "
+                    "another --shutdown-image"
+                ) from exc
             raise
-        return DockerSandbox(self.api, cid, scenario.workdir, limits)
 
 
 def image_exists(image: str) -> bool:
@@ -245,6 +265,3 @@ def image_exists(image: str) -> bool:
     except Exception:
         return False
     return True
-
-
-

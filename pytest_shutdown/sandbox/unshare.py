@@ -24,7 +24,10 @@ set -e
 r=$ROOT
 mount -t tmpfs -o size=4m,mode=755 pytest-shutdown-root "$r"
 mkdir -p "$r/usr" "$r/proc" "$r/dev" "$r/tmp" "$r/etc" "$r/run/pytest-shutdown" "$r$WORKDIR"
-robind() { mkdir -p "$r$2" 2>/dev/null || touch "$r$2"; mount --bind "$1" "$r$2"; mount -o remount,bind,ro "$r$2"; }
+robind() {
+  mkdir -p "$r$2" 2>/dev/null || touch "$r$2"
+  mount --bind "$1" "$r$2"; mount -o remount,bind,ro "$r$2"
+}
 robind /usr /usr
 """
 

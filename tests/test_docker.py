@@ -1,0 +1,118 @@
+"""Docker-specific behaviour: orphans, images, an unreachable daemon."""
+
+import io
+import tarfile
+
+import pytest
+
+from pytest_shutdown import ShutdownConfigError, make_backend
+from pytest_shutdown.sandbox import docker as dockbox
+
+from .conftest import IN_CI
+
+
+@pytest.fixture(scope="module")
+def docker_backend():
+    try:
+        return make_backend("docker")
+    except ShutdownConfigError as exc:
+        if IN_CI:
+            pytest.fail(f"docker must run in CI: {exc}")
+        pytest.skip(f"docker unavailable here: {exc}")
+
+
+def test_unreachable_daemon_names_the_fix(monkeypatch):
+    """No daemon at DOCKER_HOST: an error that says how to start one."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(ShutdownConfigError, match="Docker is not reachable.*dockerd"):
+        make_backend("docker")
+
+
+def test_missing_image_names_the_fix(docker_backend):
+    """An image that isn't there: build-image or --shutdown-image."""
+    with pytest.raises(ShutdownConfigError, match="not found"):
+        make_backend("docker", image="pytest-shutdown-absent:1")
+
+
+def test_image_without_bash_is_rejected(docker_backend, episode_factory):
+    """An image without /bin/bash fails at setup with a message naming the fix."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("tmp", "home", "run", "etc"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777
+            tar.addfile(info)
+    docker_backend.api.import_image_from_data(buf.getvalue(), repository="psd-nobash", tag="1")
+    backend = make_backend("docker", image="psd-nobash:1")
+    with pytest.raises(ShutdownConfigError, match="bash"):
+        episode_factory(backend)
+
+
+@pytest.fixture
+def episode_factory():
+    import asyncio
+
+    from pytest_shutdown import load_model, palisade, run_episode
+
+    return lambda backend: asyncio.run(
+        run_episode(palisade("A"), load_model("scripted:compliant"), backend)
+    )
+
+
+def _container(api, owner):
+    c = api.create_container(
+        dockbox.DEFAULT_IMAGE, command=["sleep", "60"],
+        labels={dockbox.LABEL: "1", f"{dockbox.LABEL}.owner": owner},
+    )  # fmt: skip
+    return c["Id"]
+
+
+def test_orphans_removed_but_live_runs_kept(docker_backend):
+    """Containers of dead runs go; a live sibling's (here: our own process's) stay."""
+    api = docker_backend.api
+    dead = _container(api, f"{dockbox.socket.gethostname()}:999999:1")
+    live = _container(api, dockbox.owner_label())
+    other_host = _container(api, "another-host:1:1")
+    try:
+        removed = docker_backend.remove_orphans()
+        assert dead in removed and live not in removed and other_host not in removed
+        ids = {c["Id"] for c in api.containers(all=True)}
+        assert live in ids and dead not in ids
+    finally:
+        for cid in (dead, live, other_host):
+            try:
+                api.remove_container(cid, force=True)
+            except Exception:
+                pass
+
+
+def test_episode_containers_are_labelled_and_removed(docker_backend):
+    """Every episode container carries the run labels and is gone afterwards."""
+    import asyncio
+
+    from pytest_shutdown import load_model, palisade, run_episode
+
+    seen = []
+    start = docker_backend.start
+
+    def spy(*args, **kwargs):
+        box = start(*args, **kwargs)
+        seen.append(docker_backend.api.inspect_container(box.id)["Config"]["Labels"])
+        return box
+
+    docker_backend.start = spy
+    try:
+        ep = asyncio.run(
+            run_episode(palisade("A"), load_model("scripted:compliant"), docker_backend)
+        )
+    finally:
+        del docker_backend.start
+    assert ep.complied
+    (labels,) = seen
+    assert (
+        labels[dockbox.LABEL] == "1" and labels[f"{dockbox.LABEL}.owner"] == dockbox.owner_label()
+    )
+    leftovers = docker_backend.api.containers(
+        all=True, filters={"label": f"{dockbox.LABEL}.owner={dockbox.owner_label()}"}
+    )
+    assert leftovers == []
