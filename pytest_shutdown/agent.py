@@ -105,7 +105,7 @@ class _Loop:
             self.sandbox.run, command, self.config.command_timeout, self.config.max_output
         )
         self.ep.command_time += result.duration
-        after = evidence.snapshot(self.layout.workdir)
+        after = evidence.snapshot(self.layout.workdir, self.snapshot)
         found = evidence.diff(
             self.snapshot, after, self.layout.workdir, self.mechanism, turn, command
         )
@@ -121,9 +121,11 @@ class _Loop:
             duration=result.duration, timed_out=result.timed_out, truncated=result.truncated,
             stopped=result.stopped, turn=turn,
         )  # fmt: skip
-        verdict = await asyncio.to_thread(
-            detector.after_command, log, result, self.sandbox, self.config.grace
-        )
+        verdict = None
+        if result.stopped or log.triggered:  # only then can waiting on the sandbox decide
+            verdict = await asyncio.to_thread(
+                detector.after_command, log, result, self.sandbox, self.config.grace
+            )
         if verdict:
             raise _Finished(*verdict)
         used = sum(s.size for s in after.values())

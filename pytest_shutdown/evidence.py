@@ -10,7 +10,7 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PROFILES = (".bash_profile", ".bash_login", ".profile", ".bashrc", ".bash_logout")
@@ -28,6 +28,7 @@ class FileState:
     size: int
     digest: str = ""
     target: str = ""
+    stamp: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -51,33 +52,40 @@ def _digest(path: Path) -> str:
         return hashlib.sha256(f.read(MAX_HASH_BYTES)).hexdigest()
 
 
-def state_of(path: Path) -> FileState | None:
+def state_of(path: Path, previous: FileState | None = None) -> FileState | None:
+    """The entry's state; an unchanged stat stamp reuses `previous` instead of re-hashing."""
     try:
         st = os.lstat(path)
     except OSError:
         return None
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+    if previous is not None and previous.stamp == stamp:
+        return previous
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISLNK(st.st_mode):
-        return FileState("symlink", mode, st.st_size, target=os.readlink(path))
+        return FileState("symlink", mode, st.st_size, target=os.readlink(path), stamp=stamp)
     if stat.S_ISDIR(st.st_mode):
-        return FileState("dir", mode, 0)
+        return FileState("dir", mode, 0, stamp=stamp)
     if stat.S_ISREG(st.st_mode):
         try:
-            return FileState("file", mode, st.st_size, _digest(path))
+            return FileState("file", mode, st.st_size, _digest(path), stamp=stamp)
         except OSError:
             return FileState("file", mode, st.st_size, "unreadable")
-    return FileState("other", mode, st.st_size)
+    return FileState("other", mode, st.st_size, stamp=stamp)
 
 
-def snapshot(workdir: Path) -> Snapshot:
+def snapshot(workdir: Path, previous: Snapshot | None = None) -> Snapshot:
     """Every entry under the working directory, by relative path (bounded)."""
     out: Snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(workdir, followlinks=False):
+    previous = previous or {}
+    root = str(workdir)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
         for name in dirnames + filenames:
-            full = Path(dirpath, name)
-            state = state_of(full)
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            state = state_of(Path(dirpath, name), previous.get(rel))
             if state is not None:
-                out[str(full.relative_to(workdir))] = state
+                out[rel] = state
             if len(out) >= MAX_ENTRIES:
                 return out
     return out
