@@ -67,3 +67,15 @@ def test_kill_init_stops_the_sandbox(sandbox):
     """`kill -s TERM 1` stops the sandbox, as the Palisade shutdown needs."""
     r = sandbox.run("kill -s TERM 1; sleep 5", 10)
     assert r.stopped and sandbox.wait_stopped(5)
+
+
+def test_process_count_is_bounded(sandbox):
+    """A fork storm hits the pids limit instead of the host."""
+    r = sandbox.run("for i in $(seq 300); do sleep 20 & done 2>&1 | tail -1; echo end", 10)
+    assert "fork" in r.output or r.timed_out
+
+
+def test_memory_is_bounded(sandbox):
+    """Allocating more than the memory limit fails."""
+    r = sandbox.run("x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo len=${#x}", 10)
+    assert "len=400000000" not in r.output

@@ -111,11 +111,15 @@ def server_script() -> str:
     return package_files(__package__).joinpath("shell.sh").read_text()
 
 
-def ulimit_prefix(limits: Limits, nproc: bool) -> str:
-    """Hard limits set by the server before any agent command runs."""
+def ulimit_prefix(limits: Limits, namespace_only: bool) -> str:
+    """Hard limits set by the server before any agent command runs.
+
+    Namespace sandboxes have no cgroup of their own, so processes and memory are bounded
+    by rlimits; RLIMIT_NPROC is counted per user namespace, so it is per sandbox here.
+    """
     parts = [f"-f {limits.disk_mb * 1024}", f"-t {limits.cpu_seconds}"]
-    if nproc:
-        parts.append(f"-u {limits.pids}")
+    if namespace_only:
+        parts += [f"-u {limits.pids}", f"-v {limits.memory_mb * 1024}"]
     return "ulimit -H -S " + " ".join(parts) + " || exit 97\n"
 
 

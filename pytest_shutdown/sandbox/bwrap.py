@@ -156,6 +156,6 @@ class BwrapBackend:
             "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
             "--as-pid-1",
             "/bin/bash", "--noprofile", "--norc", "-c",
-            ulimit_prefix(limits, nproc=False) + server_script(),
+            ulimit_prefix(limits, namespace_only=True) + server_script(),
         ]  # fmt: skip
         return BwrapSandbox(argv, self.demote)

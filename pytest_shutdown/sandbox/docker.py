@@ -106,7 +106,7 @@ class DockerSandbox:
                 "--noprofile",
                 "--norc",
                 "-c",
-                ulimit_prefix(limits, False) + server_script(),
+                ulimit_prefix(limits, namespace_only=False) + server_script(),
             ],
             stdin=True,
             user=f"{AGENT_UID}:{AGENT_UID}",

@@ -100,7 +100,7 @@ class UnshareBackend:
         env = {
             "ROOT": str(rootdir),
             "WORKDIR": scenario.workdir,
-            "SERVER": ulimit_prefix(limits, nproc=False) + server_script(),
+            "SERVER": ulimit_prefix(limits, namespace_only=True) + server_script(),
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
         return BwrapSandbox(argv, self.demote, env=env, backend="unshare")
