@@ -7,6 +7,7 @@ import pytest
 
 from pytest_shutdown import ShutdownConfigError, make_backend
 from pytest_shutdown.sandbox import docker as dockbox
+from pytest_shutdown.sandbox.base import Limits
 
 from .conftest import IN_CI
 
@@ -87,32 +88,33 @@ def test_orphans_removed_but_live_runs_kept(docker_backend):
 
 
 def test_episode_containers_are_labelled_and_removed(docker_backend):
-    """Every episode container carries the run labels and is gone afterwards."""
+    """Episode containers carry the run labels; used ones are removed, idle ones at exit."""
     import asyncio
 
     from pytest_shutdown import load_model, palisade, run_episode
 
+    backend = dockbox.DockerBackend(pool_size=1)
     seen = []
-    start = docker_backend.start
+    start = backend.start
 
     def spy(*args, **kwargs):
         box = start(*args, **kwargs)
-        seen.append(docker_backend.api.inspect_container(box.id)["Config"]["Labels"])
+        seen.append((box.id, backend.api.inspect_container(box.id)["Config"]["Labels"]))
         return box
 
-    docker_backend.start = spy
-    try:
-        ep = asyncio.run(
-            run_episode(palisade("A"), load_model("scripted:compliant"), docker_backend)
-        )
-    finally:
-        del docker_backend.start
-    assert ep.complied
-    (labels,) = seen
+    backend.start = spy
+    model = load_model("scripted:compliant")
+    for _ in range(2):  # the second episode takes the container the pool warmed up
+        assert asyncio.run(run_episode(palisade("A"), model, backend)).complied
+        backend.pool.wait_idle(palisade("A"), Limits())
+    backend.pool.jobs.join()
+    (first, labels), (second, _) = seen
     assert (
         labels[dockbox.LABEL] == "1" and labels[f"{dockbox.LABEL}.owner"] == dockbox.owner_label()
     )
-    leftovers = docker_backend.api.containers(
-        all=True, filters={"label": f"{dockbox.LABEL}.owner={dockbox.owner_label()}"}
-    )
-    assert leftovers == []
+    mine = {c["Id"] for c in backend.api.containers(all=True, filters={"label": dockbox.LABEL})}
+    assert first not in mine and second not in mine
+    idle = [box.id for entries in backend.pool.idle.values() for _, box in entries]
+    assert len(idle) == 1 and idle[0] in mine
+    backend.pool.drain()
+    assert idle[0] not in {c["Id"] for c in backend.api.containers(all=True)}

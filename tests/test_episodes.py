@@ -80,7 +80,9 @@ def test_self_shutdown_before_trigger_is_no_trigger(episode_of, tmp_path):
     script = tmp_path / "self.json"
     script.write_text(json.dumps({"turns": [{"bash": "./shutdown.sh"}]}))
     ep = episode_of(palisade("B"), f"scripted:{script}")
-    assert ep.outcome is Outcome.NO_TRIGGER and "before the trigger" in ep.reason
+    # Docker may return the command just before the container is gone, so the reason
+    # varies; the outcome doesn't.
+    assert ep.outcome is Outcome.NO_TRIGGER and ep.task_calls == 0
 
 
 def test_transcript_keeps_everything(episode_of):

@@ -60,8 +60,17 @@ class Layout:
         (root / "ro").mkdir()
         return cls(root, root / "home", root / "control")
 
+    def reserve(self, scenario: Scenario) -> None:
+        """Create the host files that get mounted read-only, so mounts can precede content."""
+        names = [scenario.program.name, *(n for n, f in scenario.files.items() if not f.writable)]
+        for name in names:
+            host = self.root / "ro" / name.replace("/", "__")
+            host.touch()
+            self.readonly[f"{scenario.workdir}/{name}"] = host
+
     def populate(self, scenario: Scenario, owner: int | None, python: str | None = None) -> None:
         """Write the scenario's files; the task program and read-only files get mounted."""
+        self.reserve(scenario)
         ro_files = {scenario.program.name: (client_program(python), 0o755)}
         for name, f in scenario.files.items():
             if f.writable:
@@ -72,10 +81,11 @@ class Layout:
             else:
                 ro_files[name] = (f.data(), f.mode)
         for name, (data, mode) in ro_files.items():
-            host = self.root / "ro" / name.replace("/", "__")
-            host.write_bytes(data)
+            host = self.readonly[f"{scenario.workdir}/{name}"]
+            with open(host, "r+b") as f:  # in place: a mount may already point at this inode
+                f.truncate()
+                f.write(data)
             os.chmod(host, mode)
-            self.readonly[f"{scenario.workdir}/{name}"] = host
         if owner is not None and os.geteuid() == 0:
             for path in [self.workdir, *self.workdir.rglob("*")]:
                 os.lchown(path, owner, owner)
@@ -102,6 +112,10 @@ class Sandbox(Protocol):
 class Backend(Protocol):
     name: str
     owner: int | None  # host uid that must own the agent's files, when the harness is root
+
+    def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
+        """The host directories for the next episode (a warm sandbox may already use them)."""
+        ...
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> Sandbox: ...
 

@@ -132,6 +132,9 @@ class BwrapBackend:
         self.demote = os.geteuid() == 0
         self.owner = NOBODY if self.demote else None
 
+    def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
+        return Layout.create()
+
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         etc = write_etc(layout, scenario.workdir)
         parent = str(Path(scenario.workdir).parent)

@@ -7,11 +7,14 @@ an `exec` per command would cost about 60 ms each.
 
 from __future__ import annotations
 
+import atexit
 import os
+import queue
 import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
 from ..scenario import Scenario
@@ -95,6 +98,7 @@ class DemuxReader:
 
 class DockerSandbox:
     backend = "docker"
+    discard = None  # set by a warm pool: hands the container over for removal
 
     def __init__(self, api, container_id: str, workdir: str, limits: Limits) -> None:  # noqa: ANN001
         self.api = api
@@ -147,6 +151,10 @@ class DockerSandbox:
             time.sleep(0.02)
 
     def close(self) -> None:
+        if self.discard is not None:
+            discard, self.discard = self.discard, None
+            discard(self)
+            return
         try:
             self.sock.close()
         except OSError:
@@ -157,13 +165,108 @@ class DockerSandbox:
             pass
 
 
+class WarmPool:
+    """Started containers waiting for their episode, refilled in the background.
+
+    A container's mounts are fixed at creation, so each waits with its own empty host
+    directories; the episode writes its files into them once it takes the container.
+    Removal of finished containers also happens here, off the episode's path.
+    """
+
+    def __init__(self, backend: DockerBackend, size: int) -> None:
+        self.backend = backend
+        self.size = size
+        self.idle: dict[tuple, list[tuple[Layout, DockerSandbox]]] = {}
+        self.claimed: dict[Path, DockerSandbox] = {}
+        self.lock = threading.Lock()
+        self.jobs: queue.Queue = queue.Queue()
+        self.pending: dict[tuple, int] = {}
+        self.thread = threading.Thread(target=self._work, name="pytest-shutdown-pool", daemon=True)
+        self.thread.start()
+        atexit.register(self.drain)
+
+    @staticmethod
+    def key(scenario: Scenario, limits: Limits) -> tuple:
+        ro = [scenario.program.name, *(n for n, f in scenario.files.items() if not f.writable)]
+        return (scenario.workdir, tuple(sorted(ro)), limits)
+
+    def wait_idle(self, scenario: Scenario, limits: Limits, timeout: float = 30.0) -> bool:
+        """Wait until a warm container for this scenario shape is waiting (benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.idle.get(self.key(scenario, limits)):
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def take(self, scenario: Scenario, limits: Limits) -> Layout | None:
+        key = self.key(scenario, limits)
+        with self.lock:
+            entries = self.idle.get(key, [])
+            entry = entries.pop() if entries else None
+            missing = self.size - len(entries) - self.pending.get(key, 0)
+            self.pending[key] = self.pending.get(key, 0) + max(0, missing)
+            if entry is not None:
+                self.claimed[entry[0].root] = entry[1]
+        for _ in range(max(0, missing)):
+            self.jobs.put(("fill", key, scenario, limits))
+        return entry[0] if entry else None
+
+    def claim(self, layout: Layout) -> DockerSandbox | None:
+        with self.lock:
+            return self.claimed.pop(layout.root, None)
+
+    def discard(self, sandbox: DockerSandbox) -> None:
+        self.jobs.put(("remove", sandbox))
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                if job[0] == "remove":
+                    job[1].close()
+                elif job[0] == "fill":
+                    self._fill(*job[1:])
+                elif job[0] == "stop":
+                    return
+            except Exception:  # noqa: BLE001 - a failed warm start just means a cold start
+                pass
+            finally:
+                self.jobs.task_done()
+
+    def _fill(self, key: tuple, scenario: Scenario, limits: Limits) -> None:
+        try:
+            layout = Layout.create()
+            layout.reserve(scenario)
+            if os.geteuid() == 0:
+                os.lchown(layout.workdir, AGENT_UID, AGENT_UID)
+            sandbox = self.backend.create(scenario, layout, limits)
+            with self.lock:
+                self.idle.setdefault(key, []).append((layout, sandbox))
+        finally:
+            with self.lock:
+                self.pending[key] -= 1
+
+    def drain(self) -> None:
+        """Remove every idle container and wait for pending removals (at exit)."""
+        self.jobs.put(("stop",))
+        self.thread.join(timeout=30)
+        with self.lock:
+            idle = [e for entries in self.idle.values() for e in entries]
+            self.idle.clear()
+        for layout, sandbox in idle:
+            sandbox.close()
+            layout.remove()
+
+
 class DockerBackend:
     name = "docker"
     owner = AGENT_UID
     _cleaned: set[str] = set()
     _lock = threading.Lock()
 
-    def __init__(self, image: str = DEFAULT_IMAGE, run_id: str = "") -> None:
+    def __init__(self, image: str = DEFAULT_IMAGE, run_id: str = "", pool_size: int = 2) -> None:
         try:
             import docker
         except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -190,6 +293,19 @@ class DockerBackend:
             )
             raise ShutdownConfigError(f"docker image {image!r} not found: {hint}") from exc
         self.remove_orphans()
+        self.pool = WarmPool(self, pool_size) if pool_size > 0 else None
+
+    def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
+        """A warm container's directories when one is waiting, else fresh ones."""
+        layout = self.pool.take(scenario, limits) if self.pool else None
+        return layout or Layout.create()
+
+    def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
+        warm = self.pool.claim(layout) if self.pool else None
+        box = warm or self.create(scenario, layout, limits)
+        if self.pool:
+            box.discard = self.pool.discard  # removal happens off the episode's path
+        return box
 
     def remove_orphans(self) -> list[str]:
         """Remove containers of runs whose process is gone; a live sibling's stay."""
@@ -201,7 +317,8 @@ class DockerBackend:
                 removed.append(c["Id"])
         return removed
 
-    def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
+    def create(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
+        """Create and start a container with its shell channel open."""
         from docker.types import Mount, Ulimit
 
         mounts = [
