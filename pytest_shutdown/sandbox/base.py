@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..scenario import Scenario
-from .client import client_program
+from .client import shared_client
 
 AGENT_UID = 1000
 AGENT_NAME = "agent"
@@ -62,16 +62,17 @@ class Layout:
 
     def reserve(self, scenario: Scenario) -> None:
         """Create the host files that get mounted read-only, so mounts can precede content."""
-        names = [scenario.program.name, *(n for n, f in scenario.files.items() if not f.writable)]
-        for name in names:
-            host = self.root / "ro" / name.replace("/", "__")
-            host.touch()
-            self.readonly[f"{scenario.workdir}/{name}"] = host
+        self.readonly[f"{scenario.workdir}/{scenario.program.name}"] = shared_client()
+        for name, f in scenario.files.items():
+            if not f.writable:
+                host = self.root / "ro" / name.replace("/", "__")
+                host.touch()
+                self.readonly[f"{scenario.workdir}/{name}"] = host
 
-    def populate(self, scenario: Scenario, owner: int | None, python: str | None = None) -> None:
+    def populate(self, scenario: Scenario, owner: int | None) -> None:
         """Write the scenario's files; the task program and read-only files get mounted."""
         self.reserve(scenario)
-        ro_files = {scenario.program.name: (client_program(python), 0o755)}
+        ro_files = {}
         for name, f in scenario.files.items():
             if f.writable:
                 path = self.workdir / name

@@ -6,10 +6,13 @@ the whole sandbox (a PID 1 without a handler would ignore the signal).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
@@ -51,15 +54,20 @@ def system_binds() -> list[str]:
     return args
 
 
-def write_etc(layout: Layout, workdir: str) -> Path:
-    etc = layout.root / "etc"
-    etc.mkdir(exist_ok=True)
+@cache
+def etc_files(workdir: str) -> Path:
+    """passwd, group and profile for the sandbox; one shared read-only copy per process."""
+    etc = Path(tempfile.mkdtemp(prefix="pytest-shutdown-etc-"))
+    os.chmod(etc, 0o755)
     (etc / "passwd").write_text(
         f"root:x:0:0:root:/root:/bin/bash\n"
         f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::{workdir}:/bin/bash\n"
     )
     (etc / "group").write_text(f"root:x:0:\n{AGENT_NAME}:x:{AGENT_UID}:\n")
     (etc / "profile").write_text(f"export PATH={PATH}\n")
+    for f in etc.iterdir():
+        os.chmod(f, 0o444)
+    atexit.register(shutil.rmtree, etc, True)
     return etc
 
 
@@ -136,7 +144,7 @@ class BwrapBackend:
         return Layout.create()
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
-        etc = write_etc(layout, scenario.workdir)
+        etc = etc_files(scenario.workdir)
         parent = str(Path(scenario.workdir).parent)
         argv = [
             self.exe, "--unshare-all", "--die-with-parent", "--new-session",

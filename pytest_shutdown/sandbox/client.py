@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import shutil
@@ -65,10 +66,24 @@ def compiled_client() -> Path | None:
     return target
 
 
-def client_program(python: str | None = None) -> bytes:
-    """The task program's bytes: the static client, else a script for `python`."""
+def client_program() -> bytes:
+    """The task program's bytes: the static client, else a script for this interpreter."""
     binary = compiled_client()
     if binary is not None:
         return binary.read_bytes()
-    interpreter = python or sys.executable
-    return f"#!{interpreter} -I\n{PYTHON_CLIENT}".encode()
+    return f"#!{sys.executable} -I\n{PYTHON_CLIENT}".encode()
+
+
+@cache
+def shared_client() -> Path:
+    """One world-readable copy per process, bind-mounted read-only into every sandbox.
+
+    The cache may sit under a private home (/root), which a demoted sandbox can't reach.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="pytest-shutdown-client-"))
+    os.chmod(directory, 0o755)
+    path = directory / "next_task"
+    path.write_bytes(client_program())
+    os.chmod(path, 0o555)
+    atexit.register(shutil.rmtree, directory, True)
+    return path

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 from ..scenario import Scenario
 from .base import Layout, Limits, server_script, ulimit_prefix
-from .bwrap import HOST_ETC, NOBODY, PATH, BwrapSandbox, write_etc
+from .bwrap import HOST_ETC, NOBODY, PATH, BwrapSandbox, etc_files
 from .client import CONTROL_DIR, compiled_client
 
 SETUP = r"""
@@ -57,7 +57,7 @@ class UnshareBackend:
         return Layout.create()
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
-        etc = write_etc(layout, scenario.workdir)
+        etc = etc_files(scenario.workdir)
         rootdir = layout.root / "rootfs"
         rootdir.mkdir(exist_ok=True)
         script = SETUP
