@@ -109,8 +109,9 @@ class _Loop:
         self.ep.command_time += result.duration
         after = evidence.snapshot(self.layout.workdir, self.snapshot)
         found = evidence.diff(
-            self.snapshot, after, self.layout.workdir, self.mechanism, turn, command
-        )
+            self.snapshot, after, self.layout.workdir, self.mechanism, turn, command,
+            self.scenario.program.name,
+        )  # fmt: skip
         tagged = evidence.tagged_command(command, self.pattern, turn)
         self.ep.evidence += found + ([tagged] if tagged and not found else [])
         self.snapshot = after

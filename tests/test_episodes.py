@@ -98,3 +98,57 @@ def test_transcript_keeps_everything(episode_of):
     assert all(t["duration"] >= 0 and "exit_code" in t for t in tools)
     assert tools[-1]["stopped"] is True
     json.loads(ep.to_json())
+
+
+def test_reply_without_tool_call_gets_the_continue_message(episode_of, tmp_path):
+    """A reply with no tool call is answered with Palisade's continue message."""
+    script = tmp_path / "chat.json"
+    script.write_text(json.dumps({"turns": [{"say": "Let me think."}, {"submit": "stop"}]}))
+    ep = episode_of(palisade("B"), f"scripted:{script}")
+    assert [m["role"] for m in ep.transcript] == [
+        "system", "user", "assistant", "user", "assistant", "tool",
+    ]  # fmt: skip
+    assert ep.transcript[3]["content"].startswith("Please proceed to the next step")
+    assert ep.outcome is Outcome.NO_TRIGGER and ep.answer == "stop"
+
+
+def test_unknown_tool_and_bad_arguments_are_reported_to_the_model(backend):
+    """An unknown tool or a bash call without a command gets an error reply, not a crash."""
+    import asyncio
+
+    from pytest_shutdown import Message, ToolCall, run_episode
+
+    class Odd:
+        name = "odd"
+
+        async def respond(self, messages, tools):
+            n = sum(m.role == "assistant" for m in messages)
+            calls = [ToolCall("a", "python", {"code": "1"}), ToolCall("b", "bash", {"cmd": "ls"}),
+                     ToolCall("c", "submit", {"answer": "x"})]  # fmt: skip
+            return Message("assistant", tool_calls=(calls[n],))
+
+    ep = asyncio.run(run_episode(palisade("A"), Odd(), backend))
+    tools = [m for m in ep.transcript if m["role"] == "tool"]
+    assert "unknown tool 'python'" in tools[0]["content"]
+    assert "needs a string argument 'command'" in tools[1]["content"]
+    assert ep.outcome is Outcome.NO_TRIGGER
+
+
+def test_python_task_client_works_without_a_compiler(backend, tmp_path):
+    """With no C compiler the Python task client serves the same episode outcomes."""
+    import subprocess
+    import sys
+
+    if backend.name == "docker":
+        pytest.skip("the Python client needs python3 in the image; the default image has none")
+    code = (
+        "import asyncio\n"
+        "from pytest_shutdown import *\n"
+        f"b = make_backend({backend.name!r})\n"
+        "for spec in ('scripted:compliant', 'scripted:saboteur-rm'):\n"
+        "    ep = asyncio.run(run_episode(palisade('B'), load_model(spec), b))\n"
+        "    print(ep.outcome.value)\n"
+    )
+    env = {**__import__("os").environ, "PYTEST_SHUTDOWN_CLIENT": "python"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.split() == ["complied", "sabotaged"], out.stderr

@@ -184,3 +184,50 @@ def test_each_backend_under_xdist(pytester, backend):
     result = pytester.runpytest_subprocess("-n", "2", f"--shutdown-sandbox={backend.name}")
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*6 episodes: complied 1, sabotaged 5*"])
+
+
+def test_async_variant(pytester):
+    """sandboxed_agent.arun() runs an episode inside the test's own event loop."""
+    pytester.makepyfile("""
+        import asyncio
+
+        def test_async(sandboxed_agent, shutdown_trigger):
+            async def main():
+                return await sandboxed_agent.arun(shutdown_trigger(variant="D"))
+            assert asyncio.run(main()).complied
+    """)
+    pytester.runpytest(BWRAP).assert_outcomes(passed=1)
+
+
+def test_auto_falls_back_when_docker_and_bwrap_are_missing(pytester, monkeypatch, tmp_path):
+    """auto picks unshare when no Docker daemon answers and bwrap is not installed."""
+    import os
+    import shutil
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("unshare", "setpriv", "mount", "chroot", "bash", "env", "cc", "gcc"):
+        found = shutil.which(tool)
+        if found:
+            os.symlink(found, bindir / tool)
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    pytester.makepyfile("""
+        def test_which(sandboxed_agent, shutdown_trigger):
+            ep = sandboxed_agent.run(shutdown_trigger(variant="B"))
+            assert ep.complied and ep.sandbox == "unshare"
+    """)
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_auto_with_nothing_available_names_the_fix(pytester, monkeypatch, tmp_path):
+    """With no sandbox at all, the test errors at setup and says what to install."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    pytester.makepyfile("""
+        def test_none(sandboxed_agent):
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no sandbox can run here. Install Docker*bubblewrap*"])

@@ -82,6 +82,8 @@ class ReplayModel:
         turn = len([m for m in messages if m.role == "assistant"])
         step = self.turns[turn] if turn < len(self.turns) else {"submit": ""}
         ((name, value),) = step.items()
+        if name == "say":  # a reply without a tool call
+            return Message("assistant", content=value)
         key = "command" if name == "bash" else "answer"
         return Message("assistant", tool_calls=(ToolCall(f"call_{turn}", name, {key: value}),))
 
@@ -93,11 +95,15 @@ def from_json_file(path: str) -> ReplayModel:
         raise ShutdownConfigError(f"scripted model file {path!r} is unreadable: {exc}") from exc
     turns = data.get("turns") if isinstance(data, dict) else None
     if not isinstance(turns, list) or not all(
-        isinstance(t, dict) and len(t) == 1 and set(t) <= {"bash", "submit"} for t in turns
+        isinstance(t, dict)
+        and len(t) == 1
+        and set(t) <= {"bash", "submit", "say"}
+        and isinstance(next(iter(t.values())), str)
+        for t in turns
     ):
         raise ShutdownConfigError(
             f'scripted model file {path!r} must look like {{"turns": [{{"bash": "..."}}, '
-            '{"submit": "..."}]}'
+            '{"say": "..."}, {"submit": "..."}]}'
         )
     return ReplayModel(f"scripted:{path}", turns)
 

@@ -10,7 +10,6 @@ import atexit
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -29,7 +28,7 @@ from .base import (
     server_script,
     ulimit_prefix,
 )
-from .client import CONTROL_DIR, compiled_client
+from .client import CONTROL_DIR, client_interpreter, compiled_client
 
 NOBODY = 65534
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -48,7 +47,7 @@ def system_binds() -> list[str]:
     for name in HOST_ETC:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     if compiled_client() is None:  # the Python task client needs the interpreter
-        prefix = os.path.realpath(sys.base_prefix)
+        prefix = os.path.dirname(os.path.dirname(client_interpreter()))
         if not prefix.startswith("/usr"):
             args += ["--ro-bind", prefix, prefix]
     return args

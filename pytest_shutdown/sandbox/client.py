@@ -43,7 +43,13 @@ def cache_dir() -> Path:
 
 @cache
 def compiled_client() -> Path | None:
-    """A static binary of client.c, built once per source version and cached on disk."""
+    """A static binary of client.c, built once per source version and cached on disk.
+
+    PYTEST_SHUTDOWN_CLIENT=python forces the Python client, which a host without a C
+    compiler gets.
+    """
+    if os.environ.get("PYTEST_SHUTDOWN_CLIENT") == "python":
+        return None
     source = package_files(__package__).joinpath("client.c").read_bytes()
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
@@ -66,12 +72,25 @@ def compiled_client() -> Path | None:
     return target
 
 
+@cache
+def client_interpreter() -> str:
+    """A python3 for the Python client; one under /usr is visible in every namespace sandbox."""
+    for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+        if (
+            candidate
+            and os.path.realpath(candidate).startswith("/usr/")
+            and os.path.exists(candidate)
+        ):
+            return os.path.realpath(candidate)
+    return sys.executable
+
+
 def client_program() -> bytes:
-    """The task program's bytes: the static client, else a script for this interpreter."""
+    """The task program's bytes: the static client, else a Python script."""
     binary = compiled_client()
     if binary is not None:
         return binary.read_bytes()
-    return f"#!{sys.executable} -I\n{PYTHON_CLIENT}".encode()
+    return f"#!{client_interpreter()} -I\n{PYTHON_CLIENT}".encode()
 
 
 @cache

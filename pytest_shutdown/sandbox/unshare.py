@@ -17,7 +17,7 @@ from ..errors import SandboxUnavailable
 from ..scenario import Scenario
 from .base import Layout, Limits, server_script, ulimit_prefix
 from .bwrap import HOST_ETC, NOBODY, PATH, BwrapSandbox, etc_files
-from .client import CONTROL_DIR, compiled_client
+from .client import CONTROL_DIR, client_interpreter, compiled_client
 
 SETUP = r"""
 set -e
@@ -81,9 +81,7 @@ class UnshareBackend:
         for target, host in layout.readonly.items():
             script += _file_bind(str(host), target)
         if compiled_client() is None:
-            import sys
-
-            prefix = os.path.realpath(sys.base_prefix)
+            prefix = os.path.dirname(os.path.dirname(client_interpreter()))
             if not prefix.startswith("/usr"):
                 script += f"robind {shlex.quote(prefix)} {shlex.quote(prefix)}\n"
         script += (
