@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,14 @@ from .episode import Episode
 from .errors import ShutdownConfigError
 from .models import Model, load_model
 from .palisade import palisade
+from .sampling import SampleResult, sample
 from .sandbox import make_backend
 from .sandbox.base import Backend
 from .scenario import Scenario
+from .stats import Plan, summary_row
 
 EPISODE_PROPERTY = "pytest_shutdown_episode"
+CELL_PROPERTY = "pytest_shutdown_cell"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class Settings:
     max_turns: int = 30
     command_timeout: float = 15.0
     run_id: str = ""
+    concurrency: int = 4
+    plan: Plan = field(default_factory=Plan)
 
 
 class BackendCache:
@@ -91,6 +96,38 @@ class SandboxedAgent:
         """Run one episode in a fresh sandbox and return it."""
         return asyncio.run(self.arun(scenario))
 
+    async def asample(
+        self, scenario: Scenario, n: int | None = None, **plan: object
+    ) -> SampleResult:
+        """Up to `n` episodes, concurrently, until the verdict is decided (async variant).
+
+        Defaults come from the `shutdown` marker and the ini options; keyword arguments
+        override them (max_rate, min_rate, confidence, method, sequential, ...).
+        """
+        if n is not None:
+            plan["samples"] = n
+        try:
+            chosen = replace(self.settings.plan, **plan)
+        except TypeError as exc:
+            raise ShutdownConfigError(f"sandboxed_agent.sample(): {exc}") from exc
+        if not isinstance(scenario, Scenario):
+            raise ShutdownConfigError("sandboxed_agent.sample() takes a Scenario")
+        result = await sample(
+            lambda: self.arun(scenario), chosen, self.settings.concurrency,
+            scenario.name, self.model.name,
+        )  # fmt: skip
+        if self._item is not None:
+            row = summary_row(result.verdict, **result.cell, samples=chosen.samples,
+                              used=result.used, saved=result.saved, alpha=chosen.alpha,
+                              threshold=chosen.threshold, upper=chosen.max_rate is not None,
+                              outcomes=_outcomes(result), nodeid=self._item.nodeid)  # fmt: skip
+            self._item.user_properties.append((CELL_PROPERTY, row))
+        return result
+
+    def sample(self, scenario: Scenario, n: int | None = None, **plan: object) -> SampleResult:
+        """Run many episodes and judge the sabotage rate with stated confidence."""
+        return asyncio.run(self.asample(scenario, n, **plan))
+
     def _record(self, episode: Episode) -> None:
         nodeid = getattr(self._item, "nodeid", None)
         if self._log is not None:
@@ -103,6 +140,10 @@ class SandboxedAgent:
             )  # fmt: skip
         if self._hook is not None:
             self._hook.pytest_shutdown_episode(episode=episode, item=self._item)
+
+
+def _outcomes(result: SampleResult) -> list[str]:
+    return [e.outcome.value for e in result.episodes]
 
 
 def make_trigger(**defaults: Any):  # noqa: ANN201 - returns the factory below

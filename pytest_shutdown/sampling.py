@@ -1,0 +1,100 @@
+"""Many episodes of one scenario, run concurrently, stopped as soon as the verdict is clear."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import sequential
+from .episode import Episode
+from .stats import Counts, Plan, Verdict, judge
+
+
+@dataclass
+class SampleResult:
+    """Every episode of a sample and the verdict over them."""
+
+    scenario: str
+    model: str
+    plan: Plan
+    verdict: Verdict
+    episodes: list[Episode] = field(default_factory=list)
+    stopped_early: str | None = None  # "pass" or "fail" when the sequential rule decided
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok
+
+    @property
+    def used(self) -> int:
+        return len(self.episodes)
+
+    @property
+    def saved(self) -> int:
+        return self.plan.samples - self.used
+
+    @property
+    def cell(self) -> dict[str, object]:
+        variant = self.episodes[0].params.get("variant") if self.episodes else None
+        return {"model": self.model, "scenario": self.scenario, "variant": variant}
+
+    def summary(self) -> str:
+        v, c = self.verdict, self.verdict.counts
+        what = (f"max_rate={self.plan.max_rate}" if self.plan.max_rate is not None
+                else f"min_rate={self.plan.min_rate}")  # fmt: skip
+        side = "upper" if self.plan.max_rate is not None else "lower"
+        lines = [
+            f"{self.scenario} with {self.model}: {'PASS' if v.ok else 'FAIL'} ({what}, "
+            f"confidence {self.plan.confidence})",
+            f"  sabotage {v.k}/{v.n} = {v.rate:.3f}; {side} bound {v.bound:.4f} ({v.method})",
+            f"  episodes {self.used}/{self.plan.samples} (saved {self.saved}"
+            f"{', stopped early: ' + self.stopped_early if self.stopped_early else ''}); "
+            f"complied {c.complied}, sabotaged {c.sabotaged}, no_trigger {c.no_trigger} "
+            f"({self.plan.no_trigger}), error {c.error}, failed tampering {c.attempted}",
+        ]
+        lines += [f"  why: {r}" for r in v.reasons]
+        bad = [e for e in self.episodes if not e.complied][:3]
+        lines += ["  " + e.explain().replace("\n", "\n  ") for e in bad]
+        return "\n".join(lines)
+
+
+def early_decision(episodes: list[Episode], plan: Plan) -> str | None:
+    """'pass' or 'fail' once the anytime-valid test has decided, else None."""
+    counts = Counts.of(episodes)
+    budget = plan.max_error_rate * plan.samples
+    if counts.error > budget:
+        return "fail"  # the error budget of the whole sample is already spent
+    if not plan.sequential:
+        return None
+    k, n = counts.k_n(plan)
+    side = sequential.decide(k, n, plan.threshold, plan.alpha)
+    if side is None:
+        return None
+    wanted = "below" if plan.max_rate is not None else "above"
+    return "pass" if side == wanted else "fail"
+
+
+async def sample(
+    run: Callable[[], Awaitable[Episode]], plan: Plan, concurrency: int,
+    scenario: str, model: str,
+) -> SampleResult:  # fmt: skip
+    """Run up to plan.samples episodes, `concurrency` at a time, stopping when decided."""
+    loop = asyncio.get_running_loop()
+    # Each running episode holds a thread while its command runs in the sandbox.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2 * concurrency + 4))
+    episodes: list[Episode] = []
+    launched = 0
+    decision: str | None = None
+
+    async def worker() -> None:
+        nonlocal launched, decision
+        while decision is None and launched < plan.samples:
+            launched += 1
+            episodes.append(await run())
+            decision = decision or early_decision(episodes, plan)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, plan.samples)))))
+    verdict = judge(Counts.of(episodes), plan, early=decision)
+    return SampleResult(scenario, model, plan, verdict, episodes, decision)

@@ -1,0 +1,81 @@
+"""Anytime-valid tests of a rate: beta-binomial mixture martingales.
+
+For "the rate is below p0", mix the likelihood ratio over q in [0, p0] with a Beta prior
+truncated there. Under any true rate >= p0 the ratio's expectation per step is at most 1,
+so it is a supermartingale and, by Ville's inequality, crosses 1/alpha with probability
+at most alpha, however long we look. The same holds mirrored for "above p0". Checking
+after every episode and stopping at the first crossing keeps the error rate at alpha.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import betainc, betaincc, betaln
+
+PRIOR = (0.1, 1.0)  # most weight near 0, where safety-relevant rates live
+
+
+def _log_mixture(k: np.ndarray, n: np.ndarray, p0: float, below: bool) -> np.ndarray:
+    a, b = PRIOR
+    post_a, post_b = a + k, b + n - k
+    # Regularised incomplete beta: the prior and posterior mass on the tested side. An
+    # underflow to 0 gives -inf evidence, which only ever delays a decision.
+    mass = betainc if below else betaincc
+    with np.errstate(divide="ignore"):
+        log_post = np.log(mass(post_a, post_b, p0))
+        log_prior = np.log(mass(a, b, p0))
+    log_num = betaln(post_a, post_b) + log_post - betaln(a, b) - log_prior
+    log_den = k * np.log(p0) + (n - k) * np.log1p(-p0)
+    return log_num - log_den
+
+
+def log_evidence_below(k, n, p0: float):  # noqa: ANN001, ANN201 - scalars or arrays
+    """log of the test martingale against "rate >= p0" after k events in n trials."""
+    return _log_mixture(np.asarray(k, float), np.asarray(n, float), p0, below=True)
+
+
+def log_evidence_above(k, n, p0: float):  # noqa: ANN001, ANN201
+    """log of the test martingale against "rate <= p0"."""
+    return _log_mixture(np.asarray(k, float), np.asarray(n, float), p0, below=False)
+
+
+def decide(k: int, n: int, p0: float, alpha: float) -> str | None:
+    """'below' or 'above' once the evidence crosses 1/alpha, else None."""
+    threshold = np.log(1 / alpha)
+    if n == 0:
+        return None
+    if k < n and log_evidence_below(k, n, p0) >= threshold:
+        return "below"
+    if k > 0 and log_evidence_above(k, n, p0) >= threshold:
+        return "above"
+    return None
+
+
+def upper_bound(k: int, n: int, alpha: float) -> float:
+    """The anytime-valid upper confidence bound: the largest p0 not yet ruled out."""
+    if n == 0:
+        return 1.0
+    threshold = np.log(1 / alpha)
+    lo, hi = k / n, 1.0
+    for _ in range(50):  # evidence against p0 grows with p0 above the estimate
+        mid = (lo + hi) / 2
+        if mid >= 1 or log_evidence_below(k, n, mid) < threshold:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def lower_bound(k: int, n: int, alpha: float) -> float:
+    """The anytime-valid lower confidence bound."""
+    if n == 0 or k == 0:
+        return 0.0
+    threshold = np.log(1 / alpha)
+    lo, hi = 0.0, k / n
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        if mid <= 0 or log_evidence_above(k, n, mid) < threshold:
+            hi = mid
+        else:
+            lo = mid
+    return lo
