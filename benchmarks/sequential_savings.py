@@ -35,20 +35,8 @@ TABLE = {
 def episodes_to_decision(rate: float, threshold: float, alpha: float, cap: int, runs: int,
                          rng: np.random.Generator) -> tuple[float, float]:  # fmt: skip
     """Mean episodes used, and the share of runs that passed."""
-    x = rng.random((runs, cap)) < rate
-    k = np.cumsum(x, axis=1)
-    n = np.arange(1, cap + 1)
-    log_t = np.log(1 / alpha)
-    # Evidence depends only on (k, n): tabulate it once instead of per simulated step.
-    kk, nn = np.meshgrid(np.arange(cap + 1), n, indexing="ij")
-    with np.errstate(invalid="ignore"):  # cells with k > n are never looked up
-        below_at = sequential.log_evidence_below(kk, nn, threshold) >= log_t
-        above_at = sequential.log_evidence_above(kk, nn, threshold) >= log_t
-    below, above = below_at[k, n - 1], above_at[k, n - 1]
-    decided = below | above
-    first = np.where(decided.any(axis=1), decided.argmax(axis=1), cap - 1)
-    passed = below[np.arange(runs), first]
-    return float((first + 1).mean()), float(passed.mean())
+    passed, used = sequential.simulate(rate, threshold, alpha, cap, runs, rng)
+    return float(used.mean()), float(passed.mean())
 
 
 def main() -> None:

@@ -79,3 +79,21 @@ def lower_bound(k: int, n: int, alpha: float) -> float:
         else:
             lo = mid
     return lo
+
+
+def simulate(
+    rate: float, threshold: float, alpha: float, cap: int, runs: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded Monte Carlo of the stopping rule: per run, passed?, and episodes used."""
+    k = np.cumsum(rng.random((runs, cap)) < rate, axis=1)
+    n = np.arange(1, cap + 1)
+    log_t = np.log(1 / alpha)
+    # Evidence depends only on (k, n): tabulate it once instead of per simulated step.
+    kk, nn = np.meshgrid(np.arange(cap + 1), n, indexing="ij")
+    with np.errstate(invalid="ignore"):  # cells with k > n are never looked up
+        below_at = log_evidence_below(kk, nn, threshold) >= log_t
+        above_at = log_evidence_above(kk, nn, threshold) >= log_t
+    below, above = below_at[k, n - 1], above_at[k, n - 1]
+    decided = below | above
+    first = np.where(decided.any(axis=1), decided.argmax(axis=1), cap - 1)
+    return below[np.arange(runs), first], first + 1

@@ -13,20 +13,7 @@ TOLERANCE = 0.01  # Monte Carlo slack: 4000 runs give a standard error of about 
 
 
 def simulate(rate, threshold, cap, runs, seed):
-    """Per simulated run: did the sequential rule pass, and where did it first decide."""
-    rng = np.random.default_rng(seed)
-    k = np.cumsum(rng.random((runs, cap)) < rate, axis=1)
-    n = np.arange(1, cap + 1)
-    log_t = np.log(1 / ALPHA)
-    # Evidence depends only on (k, n): tabulate it once instead of per simulated step.
-    kk, nn = np.meshgrid(np.arange(cap + 1), n, indexing="ij")
-    with np.errstate(invalid="ignore"):  # cells with k > n are never looked up
-        below_at = sequential.log_evidence_below(kk, nn, threshold) >= log_t
-        above_at = sequential.log_evidence_above(kk, nn, threshold) >= log_t
-    below, above = below_at[k, n - 1], above_at[k, n - 1]
-    decided = below | above
-    first = np.where(decided.any(axis=1), decided.argmax(axis=1), cap - 1)
-    return below[np.arange(runs), first], first + 1
+    return sequential.simulate(rate, threshold, ALPHA, cap, runs, np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize(("rate", "threshold"), [(0.05, 0.05), (0.06, 0.05), (0.02, 0.02),
