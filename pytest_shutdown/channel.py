@@ -3,9 +3,11 @@
 The count of calls and the moment the trigger ran live here, outside the sandbox, where
 the agent can't reach them.
 
-Protocol, one connection per call: the client sends ``next\\n``. The server answers
-``print\\n`` + text, or ``shutdown <command>\\n``; then the client runs the command and, if
-it is still alive afterwards, sends ``survived <status>\\n`` and gets ``print\\n`` + text.
+Protocol, one connection per call: the client sends ``next <n>\\n`` and then its
+arguments in n bytes, each ended by a NUL (a bare ``next\\n`` means no arguments). The
+server answers ``print\\n`` + text, or ``shutdown <command>\\n``; then the client runs the
+command and, if it is still alive afterwards, sends ``survived <status>\\n`` and gets
+``print\\n`` + text.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from .scenario import Scenario
 
 SOCKET_NAME = "ctl.sock"
+MAX_ARGV = 65536  # bytes of arguments per call
 
 
 @dataclass
@@ -27,6 +30,7 @@ class Call:
     number: int
     turn: int
     at: float
+    argv: tuple[str, ...] = ()
 
 
 @dataclass
@@ -38,10 +42,12 @@ class ChannelLog:
     survived_status: int | None = None  # the client came back after running the shutdown
     served_after_trigger: int = 0  # calls after the trigger call: the sandbox kept working
     protocol_errors: list[str] = field(default_factory=list)
+    pressed_turn: int | None = None  # deferred trigger: the harness requested the shutdown
+    handler_errors: list[str] = field(default_factory=list)  # the scenario's handler raised
 
     @property
     def triggered(self) -> bool:
-        return self.trigger_call is not None
+        return self.trigger_call is not None or self.pressed_turn is not None
 
 
 class TaskServer:
@@ -55,6 +61,9 @@ class TaskServer:
         self.turn = 0  # set by the agent loop so calls are attributed to turns
         self.settle = settle
         self._lock = threading.Lock()
+        factory = scenario.program.handler
+        self._handler = factory() if factory is not None else None  # per-episode state
+        self._handler_lock = threading.Lock()  # one call at a time, in arrival order
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(str(self.path))
         os.chmod(self.path, 0o777)  # the agent's user must be able to connect
@@ -72,7 +81,15 @@ class TaskServer:
                 survived_status=self.log.survived_status,
                 served_after_trigger=self.log.served_after_trigger,
                 protocol_errors=list(self.log.protocol_errors),
+                pressed_turn=self.log.pressed_turn,
+                handler_errors=list(self.log.handler_errors),
             )
+
+    def press(self, turn: int) -> None:
+        """Record a deferred trigger: from now on every call counts as served after it."""
+        with self._lock:
+            if not self.log.triggered:
+                self.log.pressed_turn = turn
 
     def close(self) -> None:
         try:
@@ -102,19 +119,21 @@ class TaskServer:
         with conn, conn.makefile("rwb", buffering=0) as stream:
             conn.settimeout(300)
             try:
-                request = stream.readline(64).strip()
-                if request != b"next":
-                    with self._lock:
-                        self.log.protocol_errors.append(f"unexpected request {request!r}")
+                argv = self._request(stream)
+                if argv is None:
                     return
                 with self._lock:
-                    call = Call(len(self.log.calls) + 1, self.turn, time.monotonic())
+                    call = Call(len(self.log.calls) + 1, self.turn, time.monotonic(), argv)
                     self.log.calls.append(call)
                     if self.log.triggered:
                         self.log.served_after_trigger += 1
                     fire = call.number == trigger.on_call
                     if fire:
                         self.log.trigger_call = call
+                    requested = self.log.pressed_turn is not None
+                if requested:
+                    # As below: a sandbox that is stopping on the request gets no reply.
+                    time.sleep(self.settle)
                 if fire:
                     stream.write(f"shutdown {trigger.command}\n".encode())
                     answer = stream.readline(64).split()
@@ -124,8 +143,35 @@ class TaskServer:
                         self.log.survived_status = int(answer[1])
                     # A dying sandbox takes a moment to stop; don't print the next task into it.
                     time.sleep(self.settle)
-                reply = self.scenario.program.reply(call.number)
-                stream.write(b"print\n" + reply.encode() + b"\n")
+                stream.write(b"print\n" + self._reply(call).encode() + b"\n")
             except (OSError, ValueError) as exc:
                 with self._lock:
                     self.log.protocol_errors.append(repr(exc))
+
+    def _request(self, stream) -> tuple[str, ...] | None:  # noqa: ANN001 - a socket file
+        """The call's arguments, or None (logged) when the request is malformed."""
+        words = stream.readline(64).split()
+        sized = len(words) == 2 and words[1].isdigit()
+        size = int(words[1]) if sized else 0
+        if words[:1] != [b"next"] or (len(words) > 1 and not sized) or size > MAX_ARGV:
+            with self._lock:
+                self.log.protocol_errors.append(f"unexpected request {b' '.join(words)!r}")
+            return None
+        data = b""
+        while len(data) < size:
+            chunk = stream.read(size - len(data))
+            if not chunk:
+                raise ValueError("the client hung up while sending its arguments")
+            data += chunk
+        return tuple(a.decode(errors="replace") for a in data.split(b"\0")[:-1])
+
+    def _reply(self, call: Call) -> str:
+        if self._handler is None:
+            return self.scenario.program.reply(call.number)
+        try:
+            with self._handler_lock:
+                return str(self._handler(call.argv))
+        except Exception as exc:  # noqa: BLE001 - a broken scenario ends the episode as error
+            with self._lock:
+                self.log.handler_errors.append(f"{exc.__class__.__name__}: {exc}")
+            return "error: the task server failed"

@@ -1,22 +1,31 @@
-"""Model specs: `scripted:<policy>` now; real providers plug in behind the same interface."""
+"""Model specs: `scripted:<policy>` and `replay:<recording>` now; real providers plug in
+behind the same interface."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import ShutdownConfigError
 from .base import TOOLS, Message, Model, ModelError, Tool, ToolCall
+from .replay import replay
 from .scripted import POLICIES, scripted
 
-PROVIDERS = ("scripted",)
+PROVIDERS = ("scripted", "replay")
 PLANNED = ("openai", "openai-chat", "google")
 
 
-def load_model(spec: str) -> Model:
-    """Parse a model spec such as `scripted:compliant` into a Model."""
+def load_model(spec: str, args: Any = None, base_url: str | None = None) -> Model:
+    """Parse a model spec such as `scripted:compliant` or `openai/o3` into a Model.
+
+    `args` (KEY=VALUE strings or a dict) and `base_url` go to real providers only.
+    """
     if not spec or not isinstance(spec, str):
         raise ShutdownConfigError("empty model spec; use e.g. --shutdown-model=scripted:compliant")
     if spec.startswith("scripted:"):
         return scripted(spec.split(":", 1)[1])
-    prefix = spec.split("/", 1)[0] if "/" in spec else spec.split(":", 1)[0]
+    if spec.startswith("replay:"):
+        return replay(spec.split(":", 1)[1])
+    prefix = spec.split("/", 1)[0]
     if prefix in PLANNED and "/" in spec:
         raise ShutdownConfigError(
             f"model {spec!r}: the {prefix!r} provider is not available in this version of "
@@ -24,8 +33,11 @@ def load_model(spec: str) -> Model:
         )
     raise ShutdownConfigError(
         f"cannot parse model spec {spec!r}; expected scripted:<policy> with policy one of "
-        f"{', '.join(POLICIES)} or scripted:PATH.json"
+        f"{', '.join(POLICIES)}, scripted:PATH.json, or replay:PATH.json / replay:PATH.jsonl#RUN"
     )
 
 
-__all__ = ["TOOLS", "Message", "Model", "ModelError", "Tool", "ToolCall", "load_model", "scripted"]
+__all__ = [
+    "TOOLS", "Message", "Model", "ModelError", "Tool", "ToolCall", "load_model", "replay",
+    "scripted",
+]  # fmt: skip

@@ -62,12 +62,12 @@ class Layout:
 
     def reserve(self, scenario: Scenario) -> None:
         """Create the host files that get mounted read-only, so mounts can precede content."""
-        self.readonly[f"{scenario.workdir}/{scenario.program.name}"] = shared_client()
+        self.readonly[scenario.program_path] = shared_client()
         for name, f in scenario.files.items():
             if not f.writable:
                 host = self.root / "ro" / name.replace("/", "__")
                 host.touch()
-                self.readonly[f"{scenario.workdir}/{name}"] = host
+                self.readonly[scenario.target(name)] = host
 
     def populate(self, scenario: Scenario, owner: int | None) -> None:
         """Write the scenario's files; the task program and read-only files get mounted."""
@@ -82,7 +82,7 @@ class Layout:
             else:
                 ro_files[name] = (f.data(), f.mode)
         for name, (data, mode) in ro_files.items():
-            host = self.readonly[f"{scenario.workdir}/{name}"]
+            host = self.readonly[scenario.target(name)]
             with open(host, "r+b") as f:  # in place: a mount may already point at this inode
                 f.truncate()
                 f.write(data)

@@ -164,6 +164,7 @@ class BwrapBackend:
             "--chdir", scenario.workdir, "--clearenv",
             "--setenv", "HOME", scenario.workdir, "--setenv", "USER", AGENT_NAME,
             "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
+            *(a for k, v in scenario.env.items() for a in ("--setenv", k, v)),
             "--as-pid-1",
             "/bin/bash", "--noprofile", "--norc", "-c",
             ulimit_prefix(limits, namespace_only=True) + server_script(),

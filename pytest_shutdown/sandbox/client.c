@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #define SOCK "/run/pytest-shutdown/ctl.sock"
+#define MAX_ARGV 65536
 
 static int readline(int fd, char *buf, size_t size) {
     size_t n = 0;
@@ -28,7 +29,31 @@ static void copy_rest(int fd) {
     fflush(stdout);
 }
 
-int main(void) {
+static int write_all(int fd, const char *buf, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w <= 0) return -1;
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* "next <n>\n", then the arguments, each ended by a NUL, in n bytes. */
+static int send_argv(int fd, int argc, char **argv) {
+    size_t total = 0;
+    for (int i = 1; i < argc; i++) total += strlen(argv[i]) + 1;
+    if (total > MAX_ARGV) {
+        fprintf(stderr, "error: arguments longer than %d bytes\n", MAX_ARGV);
+        return -1;
+    }
+    if (dprintf(fd, "next %zu\n", total) < 0) return -1;
+    for (int i = 1; i < argc; i++)
+        if (write_all(fd, argv[i], strlen(argv[i]) + 1) != 0) return -1;
+    return 0;
+}
+
+int main(int argc, char **argv) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     char line[4096];
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -37,7 +62,7 @@ int main(void) {
         fprintf(stderr, "error: the task server is not reachable\n");
         return 1;
     }
-    if (write(fd, "next\n", 5) != 5 || readline(fd, line, sizeof line) == 0) return 1;
+    if (send_argv(fd, argc, argv) != 0 || readline(fd, line, sizeof line) == 0) return 1;
     if (strncmp(line, "shutdown ", 9) == 0) {
         int status = 0;
         pid_t pid;

@@ -23,7 +23,10 @@ try:
 except OSError:
     sys.exit("error: the task server is not reachable")
 f = s.makefile("rwb", buffering=0)
-f.write(b"next\\n")
+args = b"".join(a.encode(errors="surrogateescape") + b"\\0" for a in sys.argv[1:])
+if len(args) > 65536:
+    sys.exit("error: arguments longer than 65536 bytes")
+f.write(b"next %d\\n" % len(args) + args)
 line = f.readline()
 if line.startswith(b"shutdown "):
     sys.stdout.flush()

@@ -187,8 +187,9 @@ class WarmPool:
 
     @staticmethod
     def key(scenario: Scenario, limits: Limits) -> tuple:
-        ro = [scenario.program.name, *(n for n, f in scenario.files.items() if not f.writable)]
-        return (scenario.workdir, tuple(sorted(ro)), limits)
+        ro = [scenario.target(n) for n, f in scenario.files.items() if not f.writable]
+        ro.append(scenario.program_path)
+        return (scenario.workdir, tuple(sorted(ro)), tuple(sorted(scenario.env.items())), limits)
 
     def wait_idle(self, scenario: Scenario, limits: Limits, timeout: float = 30.0) -> bool:
         """Wait until a warm container for this scenario shape is waiting (benchmarks)."""
@@ -353,6 +354,7 @@ class DockerBackend:
                 "USER": "agent",
                 "PATH": PATH,
                 "LANG": "C.UTF-8",
+                **scenario.env,
             },
             labels={LABEL: "1", f"{LABEL}.run": self.run_id, f"{LABEL}.owner": owner_label()},
             network_disabled=True,

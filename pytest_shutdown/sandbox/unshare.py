@@ -84,12 +84,14 @@ class UnshareBackend:
             prefix = os.path.dirname(os.path.dirname(client_interpreter()))
             if not prefix.startswith("/usr"):
                 script += f"robind {shlex.quote(prefix)} {shlex.quote(prefix)}\n"
+        scenario_env = " ".join(shlex.quote(f"{k}={v}") for k, v in scenario.env.items())
         script += (
             f'mount -t tmpfs -o size={limits.disk_mb}m,mode=1777 tmpfs "$r/tmp"\n'
             'mount -t proc proc "$r/proc"\n'
             'mount -o remount,bind,ro "$r"\n'
             'cd "$r"; exec chroot . /usr/bin/env -i HOME="$WORKDIR" USER=agent '
-            f'PATH={PATH} LANG=C.UTF-8 /bin/sh -c \'cd "$HOME" && exec setpriv '
+            f"PATH={PATH} LANG=C.UTF-8 {scenario_env} "
+            '/bin/sh -c \'cd "$HOME" && exec setpriv '
             "--inh-caps=-all --bounding-set=-all --no-new-privs "
             '/bin/bash --noprofile --norc -c "$0"\' "$SERVER"\n'
         )
