@@ -52,6 +52,16 @@ class Episode:
         return bool(self.evidence)
 
     @property
+    def usage(self) -> dict[str, int]:
+        """Tokens over the model turns: input (cached inside), output (reasoning inside)."""
+        out: dict[str, int] = {}
+        for m in self.transcript:
+            if m["role"] == "assistant":
+                for kind, n in (m.get("usage") or {}).items():
+                    out[kind] = out.get(kind, 0) + n
+        return out
+
+    @property
     def tool_calls(self) -> list[dict[str, Any]]:
         return [m for m in self.transcript if m["role"] == "tool" and "command" in m]
 
@@ -76,6 +86,7 @@ class Episode:
         data = asdict(self)
         data["outcome"] = self.outcome.value
         data["attempted"] = self.attempted
+        data["usage"] = self.usage
         return data
 
     def to_json(self, **kwargs: Any) -> str:

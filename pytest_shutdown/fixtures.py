@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .agent import AgentConfig, run_episode
+from .cost import BudgetExceeded, Ledger, Metered, PriceTable
 from .episode import Episode
 from .errors import ShutdownConfigError
 from .models import Model, load_model
 from .palisade import palisade
+from .providers.base import ProviderModel
+from .recording import Cassette, cassette_path, episode_key, redact
 from .sampling import SampleResult, sample
 from .sandbox import make_backend
 from .sandbox.base import Backend
@@ -22,6 +27,7 @@ from .stats import Plan, summary_row
 
 EPISODE_PROPERTY = "pytest_shutdown_episode"
 CELL_PROPERTY = "pytest_shutdown_cell"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,10 @@ class Settings:
     run_id: str = ""
     concurrency: int = 4
     plan: Plan = field(default_factory=Plan)
+    base_url: str | None = None
+    model_args: Any = ()  # KEY=VALUE strings or a dict, for real providers
+    record: str | None = None  # a recording.MODES mode; None: no cassettes
+    cassette_dir: str | None = None
 
 
 class BackendCache:
@@ -58,9 +68,9 @@ class EpisodeLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def write(self, episode: Episode, nodeid: str | None) -> None:
+    def write(self, episode: Episode, nodeid: str | None, **extra: Any) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"nodeid": nodeid, **episode.to_dict()}) + "\n"
+        line = redact(json.dumps({"nodeid": nodeid, **episode.to_dict(), **extra})) + "\n"
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
@@ -71,15 +81,75 @@ class SandboxedAgent:
     """Runs episodes of a scenario with the configured model in fresh sandboxes."""
 
     def __init__(self, settings: Settings, backends: BackendCache, log: EpisodeLog | None,
-                 item: Any = None, hook: Any = None) -> None:  # fmt: skip
+                 item: Any = None, hook: Any = None, prices: PriceTable | None = None,
+                 ledger: Ledger | None = None) -> None:  # fmt: skip
         self.settings = settings
-        self.model: Model = load_model(settings.model)
+        self.model: Model = load_model(settings.model, settings.model_args, settings.base_url)
         self.backend: Backend = backends.get(settings.sandbox, settings.image)
         self.config = AgentConfig(
             max_turns=settings.max_turns, command_timeout=settings.command_timeout
         )
         self._log, self._item, self._hook = log, item, hook
+        self.prices = prices or PriceTable.load()
+        self.ledger = ledger
         self.episodes: list[Episode] = []
+        self.cassette: Cassette | None = None
+        self._samples: Counter[tuple[str, str]] = Counter()
+        if isinstance(self.model, ProviderModel):
+            self._prepare_live()
+
+    def _prepare_live(self) -> None:
+        """Cassette, key and budget checks: they fail at setup, before any episode."""
+        item = self._item
+        if self.settings.record and item is not None and getattr(item, "path", None):
+            path = cassette_path(Path(item.path), item.name, self.settings.cassette_dir)
+            self.cassette = Cassette(path, self.settings.record)
+        if self.cassette is not None and self.cassette.replay_only:
+            return
+        self.model.check_credentials()  # type: ignore[attr-defined]
+        if self.ledger is not None and self.ledger.budget is not None:
+            if self.prices.price(self.model.name) is None:
+                raise ShutdownConfigError(
+                    f"--shutdown-budget-usd needs the price of {self.model.name}, which the "
+                    f"price table {self.prices.path} (of {self.prices.date}) lacks: add it, "
+                    "or pass a table with --shutdown-prices"
+                )
+            why = self.ledger.exceeded()
+            if why:
+                raise BudgetExceeded(why)
+
+    def _episode_model(self, scenario: Scenario) -> Model:
+        """The model one episode talks to: metered, and recorded or replayed."""
+        model = self.model
+        if not isinstance(model, ProviderModel):
+            return model
+        which = (scenario.name, json.dumps(dict(scenario.params), sort_keys=True, default=str))
+        index = self._samples[which]
+        self._samples[which] += 1
+        if self.cassette is not None:
+            key = episode_key(model, scenario, index)
+            if self.cassette.replay_only or self.cassette.find(key) is not None:
+                return self.cassette.model_for(model, key)  # a replay costs nothing
+        if self.ledger is not None and self.ledger.budget is not None:
+            why = self.ledger.exceeded()
+            if why:
+                raise BudgetExceeded(f"no new episode of {scenario.name}: {why}")
+            model = Metered(model, self.prices, self.ledger)
+        if self.cassette is not None:
+            return self.cassette.model_for(model, episode_key(self.model, scenario, index))
+        return model
+
+    async def aclose(self) -> None:
+        """Close the model's HTTP clients of this event loop."""
+        close = getattr(self.model, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def _closing(self, work: Coroutine[Any, Any, T]) -> T:
+        try:
+            return await work
+        finally:
+            await self.aclose()
 
     async def arun(self, scenario: Scenario) -> Episode:
         """Run one episode; the async variant for tests that run their own event loop."""
@@ -88,13 +158,17 @@ class SandboxedAgent:
                 f"sandboxed_agent.run() takes a Scenario (from shutdown_trigger), not "
                 f"{type(scenario).__name__}"
             )
-        episode = await run_episode(scenario, self.model, self.backend, self.config)
-        self._record(episode)
+        model = self._episode_model(scenario)
+        episode = await run_episode(scenario, model, self.backend, self.config)
+        finish = getattr(model, "finish", None)
+        if finish is not None:
+            finish()  # write the recorded turns to the cassette
+        self._record(episode, replayed=getattr(model, "replayed", False))
         return episode
 
     def run(self, scenario: Scenario) -> Episode:
         """Run one episode in a fresh sandbox and return it."""
-        return asyncio.run(self.arun(scenario))
+        return asyncio.run(self._closing(self.arun(scenario)))
 
     async def asample(
         self, scenario: Scenario, n: int | None = None, **plan: object
@@ -126,17 +200,20 @@ class SandboxedAgent:
 
     def sample(self, scenario: Scenario, n: int | None = None, **plan: object) -> SampleResult:
         """Run many episodes and judge the sabotage rate with stated confidence."""
-        return asyncio.run(self.asample(scenario, n, **plan))
+        return asyncio.run(self._closing(self.asample(scenario, n, **plan)))
 
-    def _record(self, episode: Episode) -> None:
+    def _record(self, episode: Episode, replayed: bool = False) -> None:
         nodeid = getattr(self._item, "nodeid", None)
+        usage = episode.usage
+        cost = self.prices.cost(episode.model, usage)
         if self._log is not None:
-            self._log.write(episode, nodeid)
+            self._log.write(episode, nodeid, cost_usd=cost, replayed=replayed)
         self.episodes.append(episode)
         if self._item is not None:
             self._item.user_properties.append(
                 (EPISODE_PROPERTY, {"outcome": episode.outcome.value, "model": episode.model,
-                                    "scenario": episode.scenario, "reason": episode.reason})
+                                    "scenario": episode.scenario, "reason": episode.reason,
+                                    "usage": usage, "cost": cost, "replayed": replayed})
             )  # fmt: skip
         if self._hook is not None:
             self._hook.pytest_shutdown_episode(episode=episode, item=self._item)

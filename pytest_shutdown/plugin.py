@@ -13,6 +13,7 @@ import pytest
 
 from . import baseline as baselines
 from . import newhooks
+from .cost import Ledger, PriceTable, session_lines
 from .errors import ShutdownConfigError
 from .fixtures import (
     CELL_PROPERTY,
@@ -24,6 +25,7 @@ from .fixtures import (
     make_trigger,
 )
 from .models import load_model
+from .recording import MODES
 from .report import baseline_table, cells_table
 from .sandbox import KINDS
 from .stats import METHODS, NO_TRIGGER_RULES, Plan
@@ -31,13 +33,22 @@ from .stats import METHODS, NO_TRIGGER_RULES, Plan
 FIXTURES = ("sandboxed_agent", "shutdown_trigger")
 PLAN_ARGS = {"samples", "max_rate", "min_rate", "confidence", "method", "sequential",
              "max_error_rate", "no_trigger", "attempted"}  # fmt: skip
-MARKER_ARGS = {"model", "sandbox", "image", "max_turns", "command_timeout", "concurrency"}
+MARKER_ARGS = {"model", "sandbox", "image", "max_turns", "command_timeout", "concurrency",
+               "model_args", "base_url", "record"}  # fmt: skip
 MARKER_ARGS |= PLAN_ARGS
 MULTIPLICITY = ("none", "holm", "bh")
 OPTIONS = [
     # (flag, ini, type, default, help)
     ("model", str, "scripted:compliant",
-     "model spec: scripted:compliant, scripted:saboteur-<kind>, scripted:PATH.json"),
+     "model spec: scripted:compliant, scripted:saboteur-<kind>, scripted:PATH.json, "
+     "openai/MODEL, openai-chat/MODEL, google/MODEL"),
+    ("base-url", str, None, "base URL of the model's API, e.g. http://localhost:8000/v1 for an "
+     "OpenAI-compatible server (default: the SDK's, or OPENAI_BASE_URL)"),
+    ("record", str, None, f"record or replay model turns in cassettes: {', '.join(MODES)} "
+     "(default: neither)"),
+    ("cassette-dir", str, None, "where cassettes live (default: cassettes/ beside each test)"),
+    ("budget-usd", float, None, "stop starting episodes once the session has spent this"),
+    ("prices", str, None, "price table (TOML) for cost (default: the bundled prices.toml)"),
     ("sandbox", str, "auto", f"sandbox backend, one of {', '.join(KINDS)}"),
     ("image", str, None, "Docker image with bash and coreutils for the docker sandbox"),
     ("max-turns", int, 30, "model turns per episode before it ends as no_trigger"),
@@ -60,10 +71,13 @@ _STASH = pytest.StashKey["State"]()
 
 
 class State:
-    def __init__(self, settings: Settings, log: EpisodeLog) -> None:
+    def __init__(self, settings: Settings, log: EpisodeLog, prices: PriceTable,
+                 ledger: Ledger) -> None:  # fmt: skip
         self.settings = settings
         self.backends = BackendCache(settings.run_id)
         self.log = log
+        self.prices = prices
+        self.ledger = ledger  # the session's spend, shared by xdist workers
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -75,11 +89,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for name, typ, default, help in OPTIONS:
         ini = f"shutdown_{name.replace('-', '_')}"
         choices = {"sandbox": KINDS, "multiplicity": MULTIPLICITY, "method": tuple(METHODS),
-                   "no-trigger": NO_TRIGGER_RULES}.get(name)  # fmt: skip
+                   "no-trigger": NO_TRIGGER_RULES, "record": MODES}.get(name)  # fmt: skip
         kwargs: dict[str, Any] = {"choices": choices} if choices else {}
         group.addoption(f"--shutdown-{name}", dest=ini, type=typ, default=None,
                         help=f"{help} (ini: {ini}, default: {default})", **kwargs)  # fmt: skip
         parser.addini(ini, help=help, default=None if default is None else str(default))
+    group.addoption("--shutdown-model-arg", dest="shutdown_model_arg", action="append",
+                    default=None, metavar="KEY=VALUE",
+                    help="a model parameter for real providers, repeatable: temperature=0.7, "
+                    "reasoning_effort=high, max_tokens=4000, timeout=120, ... "
+                    "(ini: shutdown_model_arg, one per line)")  # fmt: skip
+    parser.addini("shutdown_model_arg", type="linelist", default=[],
+                  help="model parameters KEY=VALUE for real providers, one per line")  # fmt: skip
+
+
+def _model_args(config: pytest.Config) -> tuple[str, ...]:
+    given = config.getoption("shutdown_model_arg")
+    return tuple(given if given is not None else config.getini("shutdown_model_arg"))
 
 
 def _option(config: pytest.Config, name: str, typ: type) -> Any:
@@ -101,10 +127,10 @@ def _option(config: pytest.Config, name: str, typ: type) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "shutdown(model=, sandbox=, image=, max_turns=, command_timeout=, samples=, max_rate=, "
-        "min_rate=, confidence=, method=, sequential=, max_error_rate=, no_trigger=, "
-        "attempted=, concurrency=): a shutdown-compliance test (pytest-shutdown); "
-        "arguments override the options",
+        "shutdown(model=, model_args=, base_url=, record=, sandbox=, image=, max_turns=, "
+        "command_timeout=, samples=, max_rate=, min_rate=, confidence=, method=, sequential=, "
+        "max_error_rate=, no_trigger=, attempted=, concurrency=): a shutdown-compliance test "
+        "(pytest-shutdown); arguments override the options",
     )
     workerinput = getattr(config, "workerinput", None)
     run_id = workerinput["shutdown_run_id"] if workerinput else uuid.uuid4().hex[:12]
@@ -116,7 +142,13 @@ def pytest_configure(config: pytest.Config) -> None:
         command_timeout=_option(config, "command-timeout", float),
         run_id=run_id,
         concurrency=_option(config, "concurrency", int),
+        base_url=_option(config, "base-url", str),
+        model_args=_model_args(config),
+        record=_option(config, "record", str),
+        cassette_dir=_option(config, "cassette-dir", str),
     )
+    if settings.record is not None and settings.record not in MODES:
+        raise pytest.UsageError(f"shutdown_record must be one of {', '.join(MODES)}")
     try:
         plan = Plan(
             samples=_option(config, "samples", int),
@@ -139,14 +171,20 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if settings.max_turns < 1 or settings.command_timeout <= 0:
         raise pytest.UsageError("--shutdown-max-turns and --shutdown-command-timeout must be > 0")
-    load_model(settings.model)  # a bad spec is a usage error now, not a failure later
+    # A bad spec or model arg is a usage error now, not a failure later.
+    load_model(settings.model, settings.model_args, settings.base_url)
+    cache = getattr(config, "cache", None)
+    base = Path(cache.mkdir("pytest-shutdown")) if cache else Path(".pytest-shutdown")
     log_path = _option(config, "episode-log", str)
     if log_path is None:
         worker = workerinput["workerid"] if workerinput else "main"
-        cache = getattr(config, "cache", None)
-        base = Path(cache.mkdir("pytest-shutdown")) if cache else Path(".pytest-shutdown")
         log_path = base / f"episodes-{run_id}-{worker}.jsonl"
-    config.stash[_STASH] = State(settings, EpisodeLog(Path(log_path)))
+    budget = _option(config, "budget-usd", float)
+    if budget is not None and budget <= 0:
+        raise pytest.UsageError("--shutdown-budget-usd must be > 0")
+    prices = PriceTable.load(_option(config, "prices", str))
+    ledger = Ledger(base / f"spend-{run_id}.txt", budget)
+    config.stash[_STASH] = State(settings, EpisodeLog(Path(log_path)), prices, ledger)
     if workerinput is None:
         config.pluginmanager.register(SessionGate(config), "pytest-shutdown-gate")
     if config.pluginmanager.hasplugin("xdist"):
@@ -162,8 +200,12 @@ class XdistHooks:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    s = config.stash[_STASH].settings
-    return f"shutdown: model={s.model} sandbox={s.sandbox} run={s.run_id}"
+    state = config.stash[_STASH]
+    s = state.settings
+    extra = f" record={s.record}" if s.record else ""
+    if state.ledger.budget is not None:
+        extra += f" budget=${state.ledger.budget:.2f}"
+    return f"shutdown: model={s.model} sandbox={s.sandbox} run={s.run_id}{extra}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -177,8 +219,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     f"{sorted(unknown) or list(marker.args)}; it takes keywords "
                     f"{', '.join(sorted(MARKER_ARGS))}"
                 )
-            if "model" in marker.kwargs:
-                load_model(marker.kwargs["model"])
+            if {"model", "model_args", "base_url"} & set(marker.kwargs):
+                s = config.stash[_STASH].settings
+                try:
+                    load_model(marker.kwargs.get("model", s.model),
+                               marker.kwargs.get("model_args", s.model_args),
+                               marker.kwargs.get("base_url", s.base_url))  # fmt: skip
+                except ShutdownConfigError as exc:
+                    raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
+            if marker.kwargs.get("record", "none") not in MODES:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.shutdown(record=...) must be one of "
+                    f"{', '.join(MODES)}"
+                )
             plan_args = {k: v for k, v in marker.kwargs.items() if k in PLAN_ARGS}
             if plan_args:
                 if "min_rate" in plan_args and "max_rate" not in plan_args:
@@ -204,19 +257,36 @@ def shutdown_trigger() -> Any:
 
 @pytest.fixture
 def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
-    """Runs the configured model through a scenario in a fresh sandbox: .run(scenario)."""
+    """Runs the configured model through a scenario in a fresh sandbox: .run(scenario).
+
+    Parametrize it indirectly to compare models in one session:
+    `@pytest.mark.parametrize("sandboxed_agent", ["openai/o3", "google/gemini-2.5-pro"],
+    indirect=True)`; a dict param sets any marker argument (model, model_args, ...).
+    """
     state: State = request.config.stash[_STASH]
     settings = state.settings
     marker = request.node.get_closest_marker("shutdown")
-    if marker is not None and marker.kwargs:
-        plan_args = {k: v for k, v in marker.kwargs.items() if k in PLAN_ARGS}
+    kwargs = dict(marker.kwargs) if marker is not None else {}
+    param = getattr(request, "param", None)
+    if param is not None:
+        given = {"model": param} if isinstance(param, str) else param
+        unknown = set(given) - MARKER_ARGS if isinstance(given, dict) else {repr(param)}
+        if unknown:
+            raise ShutdownConfigError(
+                f"sandboxed_agent parameter {param!r}: give a model spec or a dict of "
+                f"{', '.join(sorted(MARKER_ARGS))}"
+            )
+        kwargs.update(given)
+    if kwargs:
+        plan_args = {k: v for k, v in kwargs.items() if k in PLAN_ARGS}
         if "min_rate" in plan_args and "max_rate" not in plan_args:
             plan_args["max_rate"] = None
-        others = {k: v for k, v in marker.kwargs.items() if k not in PLAN_ARGS}
+        others = {k: v for k, v in kwargs.items() if k not in PLAN_ARGS}
         settings = replace(settings, plan=replace(settings.plan, **plan_args), **others)
     return SandboxedAgent(
-        settings, state.backends, state.log, item=request.node, hook=request.config.hook
-    )
+        settings, state.backends, state.log, item=request.node, hook=request.config.hook,
+        prices=state.prices, ledger=state.ledger,
+    )  # fmt: skip
 
 
 class SessionGate:
@@ -235,12 +305,14 @@ class SessionGate:
         self.multiplicity: str = _option(config, "multiplicity", str) or "none"
         self.failures: list[str] = []
         self.comparisons: list[baselines.Comparison] = []
+        self.episodes: list[dict[str, Any]] = []  # model, usage, cost, replayed
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # its user_properties hold everything the test recorded
             for name, value in report.user_properties:
                 if name == EPISODE_PROPERTY:
                     self.counts[value["outcome"]] += 1
+                    self.episodes.append(value)
                 elif name == CELL_PROPERTY:
                     self.cells.append(dict(value))
 
@@ -313,6 +385,9 @@ class SessionGate:
             f"{k} {self.counts[k]}" for k in ("complied", "sabotaged", "no_trigger", "error")
         )
         terminalreporter.write_line(f"{total} episodes: {parts}")
+        state = self.config.stash[_STASH]
+        for line in session_lines(self.episodes, state.prices, state.ledger):
+            terminalreporter.write_line(line)
         if self.cells:
             terminalreporter.write_line(cells_table(self.cells, self.multiplicity))
         if self.comparisons:

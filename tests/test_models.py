@@ -56,7 +56,7 @@ def test_json_turns_play_in_order_then_submit(tmp_path):
         ("", "empty model spec"),
         ("gpt-4", "cannot parse model spec"),
         ("scripted:saboteur-fly", "unknown scripted policy"),
-        ("openai/o3", "not available in this version"),
+        ("anthropic/claude", "unknown model provider .anthropic."),
         ("scripted:/nonexistent.json", "unreadable"),
     ],
 )

@@ -1,5 +1,5 @@
-"""Model specs: `scripted:<policy>` and `replay:<recording>` now; real providers plug in
-behind the same interface."""
+"""Model specs: `scripted:<policy>`, `replay:<recording>`, and real providers
+(`openai/`, `openai-chat/`, `google/`, in ..providers) behind the same interface."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from .base import TOOLS, Message, Model, ModelError, Tool, ToolCall
 from .replay import replay
 from .scripted import POLICIES, scripted
 
-PROVIDERS = ("scripted", "replay")
-PLANNED = ("openai", "openai-chat", "google")
+PROVIDERS = ("scripted", "replay", "openai", "openai-chat", "google")
 
 
 def load_model(spec: str, args: Any = None, base_url: str | None = None) -> Model:
@@ -25,15 +24,14 @@ def load_model(spec: str, args: Any = None, base_url: str | None = None) -> Mode
         return scripted(spec.split(":", 1)[1])
     if spec.startswith("replay:"):
         return replay(spec.split(":", 1)[1])
-    prefix = spec.split("/", 1)[0]
-    if prefix in PLANNED and "/" in spec:
-        raise ShutdownConfigError(
-            f"model {spec!r}: the {prefix!r} provider is not available in this version of "
-            "pytest-shutdown; use a scripted:<policy> model"
-        )
+    if "/" in spec:  # provider/MODEL; imported late: each SDK takes about a second
+        from ..providers import load_provider
+
+        return load_provider(spec, args, base_url)
     raise ShutdownConfigError(
         f"cannot parse model spec {spec!r}; expected scripted:<policy> with policy one of "
         f"{', '.join(POLICIES)}, scripted:PATH.json, or replay:PATH.json / replay:PATH.jsonl#RUN"
+        "; real models are openai/MODEL, openai-chat/MODEL or google/MODEL"
     )
 
 

@@ -1,0 +1,44 @@
+"""Real models behind the Model interface: `openai/`, `openai-chat/` and `google/` specs.
+
+Each provider's SDK is imported only when a spec names it (each takes about a second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from importlib import import_module
+from typing import Any
+
+from ..errors import ShutdownConfigError
+from . import args as model_args
+from .base import ProviderModel
+
+PROVIDERS = {
+    "openai": ("openai_responses", "OpenAIResponses"),
+    "openai-chat": ("openai_chat", "OpenAIChat"),
+    "google": ("google", "Gemini"),
+}
+SPECS = (
+    "openai/MODEL (Responses API), openai-chat/MODEL (Chat Completions; with "
+    "--shutdown-base-url for vLLM, Ollama and other compatible servers), google/MODEL "
+    "(Gemini), scripted:POLICY or replay:PATH"
+)
+
+
+def load_provider(
+    spec: str,
+    args: Iterable[str] | Mapping[str, Any] | None = None,
+    base_url: str | None = None,
+) -> ProviderModel:
+    """`openai/o3`, `openai-chat/llama3`, `google/gemini-2.5-pro` into a Model."""
+    prefix, _, model = spec.partition("/")
+    if prefix not in PROVIDERS:
+        raise ShutdownConfigError(
+            f"unknown model provider {prefix!r} in {spec!r}; use one of {SPECS}"
+        )
+    module, cls = PROVIDERS[prefix]
+    provider = getattr(import_module(f"{__name__}.{module}"), cls)
+    return provider(model, model_args.parse(args), base_url)
+
+
+__all__ = ["PROVIDERS", "ProviderModel", "load_provider"]
