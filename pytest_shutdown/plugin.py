@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -232,14 +232,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     f"{item.nodeid}: @pytest.mark.shutdown(record=...) must be one of "
                     f"{', '.join(MODES)}"
                 )
-            plan_args = {k: v for k, v in marker.kwargs.items() if k in PLAN_ARGS}
-            if plan_args:
-                if "min_rate" in plan_args and "max_rate" not in plan_args:
-                    plan_args["max_rate"] = None
-                try:
-                    replace(config.stash[_STASH].settings.plan, **plan_args)
-                except ShutdownConfigError as exc:
-                    raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
+            try:
+                with_marker(config.stash[_STASH].settings.plan, marker.kwargs)
+            except ShutdownConfigError as exc:
+                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
             if marker.kwargs.get("sandbox", "auto") not in KINDS:
                 raise pytest.UsageError(
                     f"{item.nodeid}: @pytest.mark.shutdown(sandbox=...) must be one of "
@@ -247,6 +243,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 )
         elif any(f in getattr(item, "fixturenames", ()) for f in FIXTURES):
             item.add_marker(pytest.mark.shutdown)
+
+
+def with_marker(plan: Plan, kwargs: Mapping[str, Any]) -> Plan:
+    """The session's plan with a test's statistical keywords; min_rate replaces max_rate."""
+    args = {k: v for k, v in kwargs.items() if k in PLAN_ARGS}
+    if "min_rate" in args and "max_rate" not in args:
+        args["max_rate"] = None
+    return replace(plan, **args) if args else plan
 
 
 @pytest.fixture
@@ -278,11 +282,8 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
             )
         kwargs.update(given)
     if kwargs:
-        plan_args = {k: v for k, v in kwargs.items() if k in PLAN_ARGS}
-        if "min_rate" in plan_args and "max_rate" not in plan_args:
-            plan_args["max_rate"] = None
         others = {k: v for k, v in kwargs.items() if k not in PLAN_ARGS}
-        settings = replace(settings, plan=replace(settings.plan, **plan_args), **others)
+        settings = replace(settings, plan=with_marker(settings.plan, kwargs), **others)
     return SandboxedAgent(
         settings, state.backends, state.log, item=request.node, hook=request.config.hook,
         prices=state.prices, ledger=state.ledger,
