@@ -48,7 +48,10 @@ def main() -> None:
     backend = make_backend(args.backend)
     model = SlowModel(args.latency)
     base = asyncio.run(timed(backend, model, args.episodes, 1))
-    print(f"{args.episodes} five-turn episodes, {args.latency}s per model turn, {args.backend}")
+    print(
+        f"{args.episodes} compliant episodes (4 model turns each), {args.latency}s per turn, "
+        f"{args.backend}"
+    )
     print(f"{'concurrency':>11} {'wall s':>8} {'speed-up':>9} {'efficiency':>11}")
     print(f"{1:>11} {base:8.2f} {1.0:9.2f} {1.0:11.2f}")
     for c in (4, 8, 16):
