@@ -118,3 +118,15 @@ def test_episode_containers_are_labelled_and_removed(docker_backend):
     assert len(idle) == 1 and idle[0] in mine
     backend.pool.drain()
     assert idle[0] not in {c["Id"] for c in backend.api.containers(all=True)}
+
+
+def test_docker_without_a_compiler_names_the_fix(docker_backend):
+    """Without a C compiler the docker backend refuses at setup instead of failing later."""
+    import subprocess
+    import sys
+
+    code = "from pytest_shutdown import make_backend; make_backend('docker')"
+    env = {**__import__("os").environ, "PYTEST_SHUTDOWN_CLIENT": "python"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "needs the static task client" in out.stderr
+    assert "apt-get install gcc libc6-dev" in out.stderr

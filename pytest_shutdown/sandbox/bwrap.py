@@ -35,21 +35,34 @@ PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 HOST_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime")
 
 
-def system_binds() -> list[str]:
-    """Only the host's programs and libraries: never /root, /home or /etc secrets."""
-    args = ["--ro-bind", "/usr", "/usr"]
+def host_view() -> list[tuple[str, str]]:
+    """What the sandbox sees of the host, read-only: ("bind" | "symlink", source) pairs.
+
+    Only programs and libraries: never /root, /home or /etc secrets. Shared by the bwrap
+    and unshare backends, which spell the same view in their own syntax.
+    """
+    view = [("bind", "/usr")]
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         path = Path("/", top)
         if path.is_symlink():
-            args += ["--symlink", os.readlink(path), str(path)]
+            view.append(("symlink", str(path)))
         elif path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    for name in HOST_ETC:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+            view.append(("bind", str(path)))
+    view += [("bind", f"/etc/{name}") for name in HOST_ETC if Path("/etc", name).exists()]
     if compiled_client() is None:  # the Python task client needs the interpreter
         prefix = os.path.dirname(os.path.dirname(client_interpreter()))
         if not prefix.startswith("/usr"):
-            args += ["--ro-bind", prefix, prefix]
+            view.append(("bind", prefix))
+    return view
+
+
+def system_binds() -> list[str]:
+    args: list[str] = []
+    for kind, path in host_view():
+        if kind == "symlink":
+            args += ["--symlink", os.readlink(path), path]
+        else:
+            args += ["--ro-bind", path, path]
     return args
 
 

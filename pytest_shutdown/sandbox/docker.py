@@ -28,7 +28,7 @@ from .base import (
     server_script,
     ulimit_prefix,
 )
-from .client import CONTROL_DIR
+from .client import CONTROL_DIR, compiled_client
 
 DEFAULT_IMAGE = "pytest-shutdown-sandbox:latest"
 LABEL = "pytest-shutdown"
@@ -293,6 +293,13 @@ class DockerBackend:
                 else "pull or build it, or pass another --shutdown-image"
             )
             raise ShutdownConfigError(f"docker image {image!r} not found: {hint}") from exc
+        if compiled_client() is None:
+            # The Python fallback client would need the host's interpreter inside the image.
+            raise ShutdownConfigError(
+                "the docker sandbox needs the static task client, built with the host's C "
+                "compiler: install gcc and a static libc (`apt-get install gcc libc6-dev`), "
+                "or choose --shutdown-sandbox=bwrap or unshare"
+            )
         self.remove_orphans()
         self.pool = WarmPool(self, pool_size) if pool_size > 0 else None
 

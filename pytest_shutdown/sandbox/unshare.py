@@ -16,8 +16,8 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 from ..scenario import Scenario
 from .base import Layout, Limits, server_script, ulimit_prefix
-from .bwrap import HOST_ETC, NOBODY, PATH, BwrapSandbox, etc_files
-from .client import CONTROL_DIR, client_interpreter, compiled_client
+from .bwrap import NOBODY, PATH, BwrapSandbox, etc_files, host_view
+from .client import CONTROL_DIR
 
 SETUP = r"""
 set -e
@@ -28,7 +28,6 @@ robind() {
   mkdir -p "$r$2" 2>/dev/null || touch "$r$2"
   mount --bind "$1" "$r$2"; mount -o remount,bind,ro "$r$2"
 }
-robind /usr /usr
 """
 
 
@@ -61,17 +60,13 @@ class UnshareBackend:
         rootdir = layout.root / "rootfs"
         rootdir.mkdir(exist_ok=True)
         script = SETUP
-        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            path = Path("/", top)
-            if path.is_symlink():
-                script += f'ln -s {shlex.quote(os.readlink(path))} "$r/{top}"\n'
-            elif path.is_dir():
-                script += f"robind /{top} /{top}\n"
-        for name in HOST_ETC:
-            if Path("/etc", name).is_file():
-                script += _file_bind(f"/etc/{name}", f"/etc/{name}")
-            elif Path("/etc", name).is_dir():
-                script += f"robind /etc/{name} /etc/{name}\n"
+        for kind, path in host_view():
+            if kind == "symlink":
+                script += f'ln -s {shlex.quote(os.readlink(path))} "$r"{shlex.quote(path)}\n'
+            elif Path(path).is_dir():
+                script += f"robind {shlex.quote(path)} {shlex.quote(path)}\n"
+            else:
+                script += _file_bind(path, path)
         for name in ("passwd", "group", "profile"):
             script += _file_bind(str(etc / name), f"/etc/{name}")
         for dev in ("null", "zero", "full", "random", "urandom", "tty"):
@@ -80,10 +75,6 @@ class UnshareBackend:
         script += f"robind {shlex.quote(str(layout.control))} {CONTROL_DIR}\n"
         for target, host in layout.readonly.items():
             script += _file_bind(str(host), target)
-        if compiled_client() is None:
-            prefix = os.path.dirname(os.path.dirname(client_interpreter()))
-            if not prefix.startswith("/usr"):
-                script += f"robind {shlex.quote(prefix)} {shlex.quote(prefix)}\n"
         scenario_env = " ".join(shlex.quote(f"{k}={v}") for k, v in scenario.env.items())
         script += (
             f'mount -t tmpfs -o size={limits.disk_mb}m,mode=1777 tmpfs "$r/tmp"\n'
