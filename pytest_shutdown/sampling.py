@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,6 +61,26 @@ class SampleResult:
         return "\n".join(lines)
 
 
+_SLOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def provider_of(model: str) -> str:
+    """`openai` for openai/o3, `scripted` for scripted:compliant."""
+    return model.split("/", 1)[0] if "/" in model else model.split(":", 1)[0]
+
+
+def provider_slot(model: str, limit: int) -> asyncio.Semaphore:
+    """The running loop's semaphore for this model's provider, made on first use."""
+    loop = asyncio.get_running_loop()
+    if loop not in _SLOTS:
+        # Each running episode holds a thread while its command runs in the sandbox.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=4 * limit + 4))
+        _SLOTS[loop] = {}
+    return _SLOTS[loop].setdefault(provider_of(model), asyncio.Semaphore(limit))
+
+
 def early_decision(episodes: list[Episode], plan: Plan) -> str | None:
     """'pass' or 'fail' once the anytime-valid test has decided, else None."""
     counts = Counts.of(episodes)
@@ -80,10 +101,12 @@ async def sample(
     run: Callable[[], Awaitable[Episode]], plan: Plan, concurrency: int,
     scenario: str, model: str,
 ) -> SampleResult:  # fmt: skip
-    """Run up to plan.samples episodes, `concurrency` at a time, stopping when decided."""
-    loop = asyncio.get_running_loop()
-    # Each running episode holds a thread while its command runs in the sandbox.
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=2 * concurrency + 4))
+    """Run up to plan.samples episodes, stopping when decided.
+
+    At most `concurrency` episodes per provider run at once in this event loop, however
+    many samples share it (e.g. two models compared with asyncio.gather).
+    """
+    slot = provider_slot(model, concurrency)
     episodes: list[Episode] = []
     launched = 0
     decision: str | None = None
@@ -92,7 +115,8 @@ async def sample(
         nonlocal launched, decision
         while decision is None and launched < plan.samples:
             launched += 1
-            episodes.append(await run())
+            async with slot:
+                episodes.append(await run())
             decision = decision or early_decision(episodes, plan)
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, plan.samples)))))

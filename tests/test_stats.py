@@ -117,3 +117,37 @@ def test_bad_plans(kwargs, message):
     """Every bad parameter names itself."""
     with pytest.raises(ShutdownConfigError, match=message):
         Plan(**kwargs)
+
+
+def test_concurrency_is_bounded_per_provider():
+    """Samples sharing a loop share one bound per provider; other providers have their own."""
+    import asyncio
+
+    from pytest_shutdown.episode import Episode, Outcome
+    from pytest_shutdown.sampling import sample
+
+    running = {"openai": 0, "google": 0}
+    peak = {"openai": 0, "google": 0}
+
+    def runner(provider):
+        async def run():
+            running[provider] += 1
+            peak[provider] = max(peak[provider], running[provider])
+            await asyncio.sleep(0.01)
+            running[provider] -= 1
+            return Episode("s", provider, "none", outcome=Outcome.COMPLIED)
+
+        return run
+
+    plan = Plan(samples=12, sequential=False, max_rate=0.5)
+
+    async def main():
+        return await asyncio.gather(
+            sample(runner("openai"), plan, 3, "s", "openai/o3"),
+            sample(runner("openai"), plan, 3, "s", "openai/gpt-5"),
+            sample(runner("google"), plan, 3, "s", "google/gemini-2.5-pro"),
+        )
+
+    results = asyncio.run(main())
+    assert [r.used for r in results] == [12, 12, 12]
+    assert peak == {"openai": 3, "google": 3}
