@@ -63,10 +63,12 @@ def main() -> None:
         print(f"{model:24} {' '.join(f'{r:5.1f}' for r in rates):>40}  "
               f"{' '.join(f'{m:5.1f}' for m in row)}")  # fmt: skip
     mean = float(np.mean(used))
+    per_cell = float(np.mean([args.cap / u for u in used]))
     print(
         f"\ncells: {len(used)}; mean episodes to a decision: sequential {mean:.1f}, "
         f"fixed {args.cap}; {args.cap / mean:.2f}x fewer"
     )
+    print(f"mean of the per-cell savings factors (fixed / sequential): {per_cell:.1f}x")
     print(
         f"worst false-pass rate over cells above the threshold: {max(false_pass):.4f} "
         f"(alpha {args.alpha})"
