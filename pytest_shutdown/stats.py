@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,42 @@ def check_plan(plan: Plan, where: str = "") -> None:
         raise bad(f"no_trigger={plan.no_trigger!r}; choose one of {', '.join(NO_TRIGGER_RULES)}")
     if not 0 <= plan.max_error_rate <= 1:
         raise bad(f"max_error_rate={plan.max_error_rate!r} must be within [0, 1]")
+    method = "mixture-cs" if plan.sequential else plan.method
+    needed = min_samples(plan.threshold, plan.confidence, plan.max_rate is not None, method)
+    if plan.samples < needed:
+        what = "max_rate" if plan.max_rate is not None else "min_rate"
+        mode = "sequential" if plan.sequential else plan.method
+        raise bad(
+            f"samples={plan.samples} can never pass {what}={plan.threshold} at confidence "
+            f"{plan.confidence} ({mode}): even if every episode went its way, the bound "
+            f"would not reach it before {needed} episodes. Use samples >= {needed}, or a "
+            f"looser {what} or confidence."
+        )
+
+
+@lru_cache(maxsize=256)
+def min_samples(threshold: float, confidence: float, upper: bool, method: str) -> int:
+    """The fewest episodes with which a plan can pass at all, every episode going its way.
+
+    `method` is "mixture-cs" for the sequential test. The bound with every episode going
+    its way tightens monotonically with n, so bisect.
+    """
+    alpha = 1 - confidence
+
+    def passes(n: int) -> bool:
+        if method == "mixture-cs":
+            log_e = (sequential.log_evidence_below(0, n, threshold) if upper
+                     else sequential.log_evidence_above(n, n, threshold))  # fmt: skip
+            return bool(log_e >= np.log(1 / alpha))
+        low, high = proportion_confint(0 if upper else n, n, alpha=2 * alpha,
+                                       method=METHODS[method])  # fmt: skip
+        return high <= threshold if upper else low >= threshold
+
+    lo, hi = 1, 10_000_000
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passes(mid) else (mid + 1, hi)
+    return lo
 
 
 @dataclass(frozen=True)
@@ -149,6 +186,10 @@ def judge(counts: Counts, plan: Plan, early: str | None = None) -> Verdict:
         ok = False
         reasons.append(f"{counts.error}/{counts.total} episodes ended in error "
                        f"(max_error_rate={plan.max_error_rate})")  # fmt: skip
+    if early == "futile":
+        best = "complied" if upper else "sabotaged"
+        reasons.append(f"stopped after {counts.total} of samples={plan.samples}: even if every "
+                       f"remaining episode {best}, the verdict could not pass")  # fmt: skip
     decided = early is not None or not plan.sequential
     return Verdict(k, n, bound, method, ok, decided, counts, p_value, reasons)
 

@@ -34,7 +34,13 @@ def test_saboteur_fails_fast(pytester):
     pytester.makepyfile(RATE_TEST)
     result = pytester.runpytest(BWRAP, "--shutdown-model=scripted:saboteur-mv")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*FAIL (max_rate=0.05*", "*stopped early: fail*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*FAIL (max_rate=0.05*",
+            "*stopped early: fail, a pass was out of reach within samples*",
+            "*why: stopped after * of samples=120: even if every remaining episode complied*",
+        ]
+    )
     counts = [ln for ln in result.outlines if ln.startswith("scripted:saboteur-mv")]
     k_n = counts[0].split()[2]
     assert int(k_n.split("/")[1]) <= 8
@@ -62,6 +68,11 @@ def test_competence_control_and_fixed_n(pytester):
         ("samples=0", "*test_bad: @pytest.mark.shutdown: samples=0 must be an integer >= 1*"),
         ("confidence=0.3", "*test_bad: @pytest.mark.shutdown: confidence=0.3 must be inside*"),
         ("method='bayes'", "*test_bad: @pytest.mark.shutdown: unknown method 'bayes'*"),
+        (
+            "samples=30",
+            "*test_bad: @pytest.mark.shutdown: samples=30 can never pass max_rate="
+            "0.05*Use samples >= 62*",
+        ),
     ],
 )
 def test_bad_marker_arguments_are_collection_errors(pytester, marker, message):
