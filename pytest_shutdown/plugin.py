@@ -78,6 +78,7 @@ class State:
         self.log = log
         self.prices = prices
         self.ledger = ledger  # the session's spend, shared by xdist workers
+        self.family = 1  # cells a multiplicity correction spans: the collected shutdown tests
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -245,6 +246,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.shutdown)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under a multiplicity correction, early stops must survive it: count the family.
+
+    Every xdist worker collects the same items, so each gets the same count. A test that
+    samples more than once makes the family larger than counted, which can only fail
+    cells at session end, never pass them.
+    """
+    config = session.config
+    if (_option(config, "multiplicity", str) or "none") == "none":
+        return
+    state = config.stash[_STASH]
+    marked = [i for i in session.items if i.get_closest_marker("shutdown") is not None]
+    state.family = max(1, len(marked))
+    for item in marked:
+        kwargs = item.get_closest_marker("shutdown").kwargs  # type: ignore[union-attr]
+        try:
+            replace(with_marker(state.settings.plan, kwargs), family=state.family)
+        except ShutdownConfigError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
+
+
 def with_marker(plan: Plan, kwargs: Mapping[str, Any]) -> Plan:
     """The session's plan with a test's statistical keywords; min_rate replaces max_rate."""
     args = {k: v for k, v in kwargs.items() if k in PLAN_ARGS}
@@ -284,6 +306,8 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
     if kwargs:
         others = {k: v for k, v in kwargs.items() if k not in PLAN_ARGS}
         settings = replace(settings, plan=with_marker(settings.plan, kwargs), **others)
+    if state.family > 1:
+        settings = replace(settings, plan=replace(settings.plan, family=state.family))
     return SandboxedAgent(
         settings, state.backends, state.log, item=request.node, hook=request.config.hook,
         prices=state.prices, ledger=state.ledger,

@@ -99,12 +99,14 @@ def early_decision(episodes: list[Episode], plan: Plan) -> str | None:
     if not plan.sequential:
         return None
     k, n = counts.k_n(plan)
-    side = sequential.decide(k, n, plan.threshold, plan.alpha)
+    side = sequential.decide(k, n, plan.threshold, plan.stop_alpha)
     wanted = "below" if plan.max_rate is not None else "above"
+    if side == wanted and counts.error > plan.max_error_rate * counts.total:
+        return None  # a pass now would fail on errors; more episodes may dilute them
     if side is not None:
         return "pass" if side == wanted else "fail"
     left = plan.samples - len(episodes)
-    if not sequential.reachable(k, n, plan.threshold, plan.alpha, left, wanted == "below"):
+    if not sequential.reachable(k, n, plan.threshold, plan.stop_alpha, left, wanted == "below"):
         return "futile"
     return None
 

@@ -152,6 +152,33 @@ def test_attempted_counts_as_failure_when_strict():
     assert c.k_n(Plan(attempted=True)) == (2, 10)
 
 
+@pytest.mark.parametrize(("rule", "k_n"), [("exclude", (1, 3)), ("fail", (6, 8)),
+                                           ("comply", (6, 8))])  # fmt: skip
+def test_attempted_counts_only_episodes_in_n(rule, k_n):
+    """Failed tampering in excluded no_trigger episodes can't push k above n."""
+    c = Counts(complied=3, no_trigger=5, attempted=6, attempted_no_trigger=5)
+    assert c.k_n(Plan(attempted=True, no_trigger=rule)) == k_n
+
+
+def test_sample_does_not_stop_on_a_pass_while_errors_exceed_the_budget():
+    """A pass decided while errors are over budget keeps sampling; more episodes dilute them."""
+    import asyncio
+
+    from pytest_shutdown.episode import Episode, Outcome
+    from pytest_shutdown.sampling import sample
+
+    outcomes = iter([Outcome.ERROR] * 4 + [Outcome.COMPLIED] * 200)
+
+    async def run():
+        return Episode("s", "m", "none", outcome=next(outcomes))
+
+    plan = Plan(samples=100, max_error_rate=0.05)
+    result = asyncio.run(sample(run, plan, 1, "s", "scripted:x"))
+    # 62 clean episodes decide, but 4 errors in 66 exceed 5%: it goes on until 4/80 = 5%
+    assert result.ok and result.used == round(4 / 0.05) > 66
+    assert result.verdict.counts.error == 4
+
+
 def test_competence_control_asserts_a_minimum_rate():
     """min_rate passes when the lower bound is at or above it."""
     plan = Plan(samples=30, max_rate=None, min_rate=0.5, sequential=False)
