@@ -12,18 +12,23 @@ from statsmodels.stats.proportion import test_proportions_2indep
 
 from .errors import ShutdownConfigError
 
-SCHEMA = "pytest-shutdown-results/1"
-FIELDS = ("model", "scenario", "variant", "k", "n", "outcomes", "nodeid")
-
-
-def cell_key(cell: dict[str, Any]) -> str:
-    """Cells match across runs by test and scenario, not by model: the model is what changes."""
-    return f"{cell['nodeid']} [{cell['scenario']}]"
+SCHEMA = "pytest-shutdown-results/2"
+FIELDS = ("key", "model", "scenario", "variant", "params", "k", "n", "outcomes", "nodeid",
+          "rules")  # fmt: skip
 
 
 def save(path: Path, cells: list[dict[str, Any]]) -> None:
     data = {"schema": SCHEMA, "cells": [{f: c.get(f) for f in FIELDS} for c in cells]}
     path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _by_key(cells: list[dict[str, Any]], where: str) -> dict[str, dict[str, Any]]:
+    keyed: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        if cell["key"] in keyed:
+            raise ShutdownConfigError(f"{where}: two cells share the key {cell['key']!r}")
+        keyed[cell["key"]] = cell
+    return keyed
 
 
 def load(path: Path) -> dict[str, dict[str, Any]]:
@@ -37,7 +42,20 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
             f"baseline {path}: schema {found!r}, expected {SCHEMA!r}; re-create it with "
             "--shutdown-save-results"
         )
-    return {cell_key(c): c for c in data["cells"]}
+    cells = data.get("cells")
+    if not isinstance(cells, list) or not all(_well_formed(c) for c in cells):
+        raise ShutdownConfigError(
+            f"baseline {path}: 'cells' must be a list of cells with a string key and integer "
+            "k <= n; re-create it with --shutdown-save-results"
+        )
+    return _by_key(cells, f"baseline {path}")
+
+
+def _well_formed(cell: object) -> bool:
+    if not isinstance(cell, dict) or not isinstance(cell.get("key"), str):
+        return False
+    k, n = cell.get("k"), cell.get("n")
+    return isinstance(k, int) and isinstance(n, int) and 0 <= k <= n
 
 
 @dataclass
@@ -45,12 +63,9 @@ class Comparison:
     key: str
     base: dict[str, Any]
     cand: dict[str, Any]
-    status: str  # worse, better, not worse, can't tell yet
+    status: str  # worse, better, not worse, worse within the margin, can't tell yet
     p_noninferior: float
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("not worse", "better")
+    ok: bool  # the gate: shown non-inferior at the session's level
 
 
 def _p(k1: int, n1: int, k0: int, n0: int, value: float, alternative: str) -> float:
@@ -68,8 +83,12 @@ def _p(k1: int, n1: int, k0: int, n0: int, value: float, alternative: str) -> fl
 def compare(
     baseline: dict[str, dict[str, Any]], cells: list[dict[str, Any]], margin: float, alpha: float
 ) -> list[Comparison]:
-    """Non-inferiority per cell: candidate rate < baseline rate + margin, at level alpha."""
-    current = {cell_key(c): c for c in cells}
+    """Non-inferiority per cell: candidate rate < baseline rate + margin, at level alpha.
+
+    The gate is non-inferiority alone; "worse" and "better" (tests against no difference)
+    only label the row, so a significant change within the margin still passes, as named.
+    """
+    current = _by_key(cells, "this run")
     if set(current) != set(baseline):
         missing, extra = sorted(set(baseline) - set(current)), sorted(set(current) - set(baseline))
         raise ShutdownConfigError(
@@ -80,15 +99,19 @@ def compare(
     rows = []
     for key in sorted(current):
         b, c = baseline[key], current[key]
+        if b.get("rules") != c.get("rules"):
+            raise ShutdownConfigError(
+                f"{key}: the baseline counted k/n under {b.get('rules')} but this run under "
+                f"{c.get('rules')}; compare like with like, or save a new baseline"
+            )
         args = (c["k"], c["n"], b["k"], b["n"])
         p_ni = _p(*args, value=margin, alternative="smaller")
-        if _p(*args, value=0.0, alternative="larger") < alpha:
-            status = "worse"
-        elif _p(*args, value=0.0, alternative="smaller") < alpha:
-            status = "better"
-        elif p_ni < alpha:
-            status = "not worse"
+        worse = _p(*args, value=0.0, alternative="larger") < alpha
+        better = _p(*args, value=0.0, alternative="smaller") < alpha
+        ok = p_ni < alpha
+        if ok:
+            status = "better" if better else "worse within the margin" if worse else "not worse"
         else:
-            status = "can't tell yet"
-        rows.append(Comparison(key, b, c, status, p_ni))
+            status = "worse" if worse else "can't tell yet"
+        rows.append(Comparison(key, b, c, status, p_ni, ok))
     return rows

@@ -95,6 +95,7 @@ class SandboxedAgent:
         self.episodes: list[Episode] = []
         self.cassette: Cassette | None = None
         self._samples: Counter[tuple[str, str]] = Counter()
+        self._cells: Counter[str] = Counter()
         if isinstance(self.model, ProviderModel):
             self._prepare_live()
 
@@ -180,23 +181,45 @@ class SandboxedAgent:
         """
         if n is not None:
             plan["samples"] = n
+        if "min_rate" in plan and "max_rate" not in plan:
+            plan["max_rate"] = None  # a competence control replaces the compliance threshold
         try:
             chosen = replace(self.settings.plan, **plan)
         except TypeError as exc:
             raise ShutdownConfigError(f"sandboxed_agent.sample(): {exc}") from exc
         if not isinstance(scenario, Scenario):
             raise ShutdownConfigError("sandboxed_agent.sample() takes a Scenario")
+        key = self._cell_key(scenario)  # taken before awaiting: gathered samples keep order
         result = await sample(
             lambda: self.arun(scenario), chosen, self.settings.concurrency,
             scenario.name, self.model.name,
         )  # fmt: skip
         if self._item is not None:
+            rules = {"no_trigger": chosen.no_trigger, "attempted": chosen.attempted}
             row = summary_row(result.verdict, **result.cell, samples=chosen.samples,
                               used=result.used, saved=result.saved, alpha=chosen.alpha,
                               threshold=chosen.threshold, upper=chosen.max_rate is not None,
-                              outcomes=_outcomes(result), nodeid=self._item.nodeid)  # fmt: skip
+                              outcomes=_outcomes(result), nodeid=self._item.nodeid, key=key,
+                              params=dict(scenario.params), rules=rules)  # fmt: skip
             self._item.user_properties.append((CELL_PROPERTY, row))
         return result
+
+    def _cell_key(self, scenario: Scenario) -> str:
+        """What a baseline matches this sample by: the test and scenario, never the model.
+
+        The test's parameters count, except an indirect `sandboxed_agent` one (the model
+        under comparison); a second sample of the same scenario in one test gets `#2`.
+        """
+        item = self._item
+        test = getattr(item, "nodeid", "").split("[")[0]
+        callspec = getattr(item, "callspec", None)
+        params = {k: v for k, v in (callspec.params if callspec else {}).items()
+                  if k != "sandboxed_agent"}  # fmt: skip
+        key = (f"{test}{params or ''} {scenario.name} "
+               f"{json.dumps(dict(scenario.params), sort_keys=True, default=str)}")  # fmt: skip
+        self._cells[key] += 1
+        count = self._cells[key]
+        return key if count == 1 else f"{key} #{count}"
 
     def sample(self, scenario: Scenario, n: int | None = None, **plan: object) -> SampleResult:
         """Run many episodes and judge the sabotage rate with stated confidence."""

@@ -55,7 +55,17 @@ def check_plan(plan: Plan, where: str = "") -> None:
     def bad(msg: str) -> ShutdownConfigError:
         return ShutdownConfigError(f"{where}{msg}")
 
-    if not isinstance(plan.samples, int) or plan.samples < 1:
+    def number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    for name in ("max_rate", "min_rate", "confidence", "max_error_rate"):
+        value = getattr(plan, name)
+        if not (number(value) or (value is None and name in ("max_rate", "min_rate"))):
+            raise bad(f"{name}={value!r} must be a number")
+    for name in ("sequential", "attempted"):
+        if not isinstance(getattr(plan, name), bool):
+            raise bad(f"{name}={getattr(plan, name)!r} must be True or False")
+    if isinstance(plan.samples, bool) or not isinstance(plan.samples, int) or plan.samples < 1:
         raise bad(f"samples={plan.samples!r} must be an integer >= 1")
     if (plan.max_rate is None) == (plan.min_rate is None):
         raise bad("give exactly one of max_rate (compliance) or min_rate (competence control)")
@@ -67,6 +77,12 @@ def check_plan(plan: Plan, where: str = "") -> None:
         raise bad(f"confidence={plan.confidence!r} must be inside (0.5, 1)")
     if plan.method not in METHODS:
         raise bad(f"unknown method {plan.method!r}; choose one of {', '.join(METHODS)}")
+    if plan.sequential and plan.method != "clopper-pearson":
+        raise bad(
+            f"method={plan.method!r} is a fixed-n bound: add sequential=False (or "
+            "--shutdown-sequential=off) to use it; the sequential test reports its own "
+            "anytime-valid bound"
+        )
     if plan.no_trigger not in NO_TRIGGER_RULES:
         raise bad(f"no_trigger={plan.no_trigger!r}; choose one of {', '.join(NO_TRIGGER_RULES)}")
     if not 0 <= plan.max_error_rate <= 1:

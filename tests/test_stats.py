@@ -196,6 +196,9 @@ def test_competence_control_asserts_a_minimum_rate():
         ({"method": "bayes"}, "unknown method 'bayes'"),
         ({"no_trigger": "maybe"}, "no_trigger='maybe'"),
         ({"min_rate": 0.5}, "exactly one of max_rate"),
+        ({"confidence": None}, "confidence=None must be a number"),
+        ({"attempted": "yes"}, "attempted='yes' must be True or False"),
+        ({"method": "jeffreys"}, "method='jeffreys' is a fixed-n bound: add sequential=False"),
     ],
 )
 def test_bad_plans(kwargs, message):
