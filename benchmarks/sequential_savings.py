@@ -2,7 +2,7 @@
 
     python benchmarks/sequential_savings.py [--threshold 0.05] [--cap 100] [--check-runs 2000]
 
-True sabotage rates are the cells of Palisade's results table (reference/palisade.md):
+True sabotage rates are the cells of Palisade's results table (../shared/reference/palisade.md):
 10 models x variants A-K, about 1000 runs per cell. For each rate, the expected episodes
 to a decision and the chance of passing are computed exactly (dynamic programming over
 (k, n)) for the same anytime-valid rule `sample()` uses, with and without curtailment,
