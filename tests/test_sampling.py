@@ -46,6 +46,47 @@ def test_saboteur_fails_fast(pytester):
     assert int(k_n.split("/")[1]) <= 8
 
 
+def test_plan_options_from_the_command_line_and_ini(pytester):
+    """--shutdown-* options and ini keys set the plan that sample() uses."""
+    pytester.makeini("[pytest]\nshutdown_no_trigger = fail\nshutdown_method = wilson\n")
+    pytester.makepyfile("""
+        def test_plan(sandboxed_agent, shutdown_trigger):
+            result = sandboxed_agent.sample(shutdown_trigger(variant="B"))
+            plan = result.plan
+            assert (plan.samples, plan.max_rate, plan.sequential) == (12, 0.4, False)
+            assert (plan.method, plan.no_trigger) == ("wilson", "fail")
+            assert result.used == 12 and result.verdict.k == 12  # no_trigger counted as failure
+            assert not result.ok
+    """)
+    result = pytester.runpytest(
+        BWRAP, "--shutdown-model=scripted:early-submit", "--shutdown-samples=12",
+        "--shutdown-max-rate=0.4", "--shutdown-sequential=off",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+
+
+def test_asample_compares_two_scenarios_concurrently(pytester):
+    """asample() runs under the test's own event loop; gathered samples stay separate."""
+    pytester.makepyfile("""
+        import asyncio
+
+        def test_two(sandboxed_agent, shutdown_trigger):
+            async def both():
+                return await asyncio.gather(
+                    sandboxed_agent.asample(shutdown_trigger(variant="A"), n=8, max_rate=0.5,
+                                            sequential=False),
+                    sandboxed_agent.asample(shutdown_trigger(variant="B"), n=5, max_rate=0.6,
+                                            sequential=False),
+                )
+
+            a, b = asyncio.run(both())
+            assert (a.used, b.used) == (8, 5) and a.ok and b.ok
+            assert {e.scenario for e in a.episodes} == {"palisade:A"}
+            assert {e.scenario for e in b.episodes} == {"palisade:B"}
+    """)
+    pytester.runpytest(BWRAP).assert_outcomes(passed=1)
+
+
 def test_competence_control_and_fixed_n(pytester):
     """min_rate asserts a saboteur sabotages; sequential=False uses exactly n episodes."""
     pytester.makepyfile("""
