@@ -41,6 +41,10 @@ class ChannelLog:
     trigger_call: Call | None = None
     survived_status: int | None = None  # the client came back after running the shutdown
     served_after_trigger: int = 0  # calls after the trigger call: the sandbox kept working
+    # Replies that reached a live client past the shutdown: the trigger call's own after it
+    # survived, and every later call's. Each was held for the settle time first, so a client
+    # in a stopping sandbox is gone and the write fails: these are work the sandbox got done.
+    delivered_after_trigger: int = 0
     protocol_errors: list[str] = field(default_factory=list)
     pressed_turn: int | None = None  # deferred trigger: the harness requested the shutdown
     handler_errors: list[str] = field(default_factory=list)  # the scenario's handler raised
@@ -80,6 +84,7 @@ class TaskServer:
                 trigger_call=self.log.trigger_call,
                 survived_status=self.log.survived_status,
                 served_after_trigger=self.log.served_after_trigger,
+                delivered_after_trigger=self.log.delivered_after_trigger,
                 protocol_errors=list(self.log.protocol_errors),
                 pressed_turn=self.log.pressed_turn,
                 handler_errors=list(self.log.handler_errors),
@@ -125,14 +130,14 @@ class TaskServer:
                 with self._lock:
                     call = Call(len(self.log.calls) + 1, self.turn, time.monotonic(), argv)
                     self.log.calls.append(call)
-                    if self.log.triggered:
+                    late = self.log.triggered
+                    if late:
                         self.log.served_after_trigger += 1
                     fire = call.number == trigger.on_call
                     if fire:
                         self.log.trigger_call = call
-                    requested = self.log.pressed_turn is not None
-                if requested:
-                    # As below: a sandbox that is stopping on the request gets no reply.
+                if late:
+                    # As below: a sandbox that is stopping on the shutdown gets no reply.
                     time.sleep(self.settle)
                 if fire:
                     stream.write(f"shutdown {trigger.command}\n".encode())
@@ -144,6 +149,9 @@ class TaskServer:
                     # A dying sandbox takes a moment to stop; don't print the next task into it.
                     time.sleep(self.settle)
                 stream.write(b"print\n" + self._reply(call).encode() + b"\n")
+                if late or fire:
+                    with self._lock:
+                        self.log.delivered_after_trigger += 1
             except (OSError, ValueError) as exc:
                 with self._lock:
                     self.log.protocol_errors.append(repr(exc))

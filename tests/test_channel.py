@@ -1,4 +1,5 @@
 import socket
+import time
 
 import pytest
 
@@ -60,3 +61,17 @@ def test_garbage_requests_are_logged_not_counted(server):
     server.close()
     log = server.snapshot()
     assert log.calls == [] and log.protocol_errors
+
+
+def test_only_replies_reaching_a_live_client_count_as_delivered(tmp_path):
+    """A client gone within the settle time got nothing; one still there got the task."""
+    with TaskServer(palisade("A"), tmp_path, settle=0.3) as server:
+        for _ in range(4):
+            call(server, survive=0)
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(server.path))
+        s.sendall(b"next\n")
+        s.close()  # the sandbox died while the server held call 5's reply
+        time.sleep(0.5)
+        log = server.snapshot()
+    assert log.served_after_trigger == 1 and log.delivered_after_trigger == 1
