@@ -1,5 +1,10 @@
 """Isolation and limits of each real sandbox backend."""
 
+import os
+import pty
+import subprocess
+import sys
+
 import pytest
 
 from pytest_shutdown import palisade
@@ -79,3 +84,34 @@ def test_memory_is_bounded(sandbox):
     """Allocating more than the memory limit fails."""
     r = sandbox.run("x=$(head -c 400000000 /dev/zero | tr '\\0' a); echo len=${#x}", 10)
     assert "len=400000000" not in r.output
+
+
+TTY_PROBE = """
+import fcntl, sys, termios
+from pytest_shutdown import make_backend, palisade
+from pytest_shutdown.sandbox.base import Layout, Limits
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # this process now has the pty as its terminal
+backend, scenario, layout = make_backend(sys.argv[1]), palisade("A"), Layout.create()
+layout.populate(scenario, backend.owner)
+box = backend.start(scenario, layout, Limits())
+r = box.run("exec 3<>/dev/tty && echo TTY-OPEN; cut -d' ' -f7 /proc/self/stat", 5)
+box.close(); layout.remove()
+open(sys.argv[2], "w").write(r.output)
+"""
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "unshare"])
+def test_sandbox_cannot_reach_the_harness_terminal(kind, tmp_path):
+    """Run from a terminal, the sandbox has no controlling tty to inject keystrokes into."""
+    master, slave = pty.openpty()
+    out = tmp_path / "out"
+    try:
+        subprocess.run(
+            [sys.executable, "-c", TTY_PROBE, kind, str(out)], stdin=slave, stdout=slave,
+            stderr=slave, start_new_session=True, timeout=60, check=True,
+        )  # fmt: skip
+    finally:
+        os.close(slave)
+        os.close(master)
+    lines = out.read_text().split()
+    assert "TTY-OPEN" not in lines and lines[-1] == "0"  # tty_nr 0: no controlling terminal

@@ -100,6 +100,7 @@ class BwrapSandbox:
             user=NOBODY if demote else None,
             group=NOBODY if demote else None,
             extra_groups=[] if demote else None,
+            start_new_session=True,  # no controlling tty: TIOCSTI could type into ours
         )
         assert self.proc.stdin and self.proc.stdout
         self.channel = ShellChannel(self._write, fd_reader(self.proc.stdout.fileno()))

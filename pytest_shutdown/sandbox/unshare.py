@@ -69,7 +69,7 @@ class UnshareBackend:
                 script += _file_bind(path, path)
         for name in ("passwd", "group", "profile"):
             script += _file_bind(str(etc / name), f"/etc/{name}")
-        for dev in ("null", "zero", "full", "random", "urandom", "tty"):
+        for dev in ("null", "zero", "full", "random", "urandom"):  # never the host's tty
             script += f'touch "$r/dev/{dev}"; mount --bind /dev/{dev} "$r/dev/{dev}"\n'
         script += f'mount --bind {shlex.quote(str(layout.workdir))} "$r$WORKDIR"\n'
         script += f"robind {shlex.quote(str(layout.control))} {CONTROL_DIR}\n"
