@@ -138,11 +138,13 @@ class DockerSandbox:
         return self.channel.run(command, timeout, max_output)
 
     def wait_stopped(self, timeout: float) -> bool:
+        from docker.errors import NotFound
+
         deadline = time.monotonic() + timeout
         while True:
             try:
                 state = self.api.inspect_container(self.id)["State"]
-            except Exception:  # removed already
+            except NotFound:  # removed already; any other failure is the daemon's, not a stop
                 return True
             if not state.get("Running"):
                 return True
