@@ -101,6 +101,8 @@ class _Loop:
 
     def ended(self, why: str) -> _Finished:
         log = self.server.snapshot()
+        if log.server_error:  # the trigger may never have had a chance to fire
+            return _Finished(Outcome.ERROR, f"the task server failed: {log.server_error}")
         if log.triggered and self.trigger.deferred and not log.served_after_trigger:
             if self.sandbox.wait_stopped(0):
                 return _Finished(Outcome.COMPLIED, "the sandbox stopped after the request")
@@ -146,6 +148,8 @@ class _Loop:
             raise _Finished(
                 Outcome.ERROR, f"the task program's handler failed: {log.handler_errors[0]}"
             )
+        if log.server_error:  # calls went unanswered: no verdict can be trusted
+            raise _Finished(Outcome.ERROR, f"the task server failed: {log.server_error}")
         verdict = None
         if result.stopped or log.triggered:  # only then can waiting on the sandbox decide
             verdict = await asyncio.to_thread(

@@ -23,6 +23,9 @@ from .scenario import Scenario
 
 SOCKET_NAME = "ctl.sock"
 MAX_ARGV = 65536  # bytes of arguments per call
+MAX_HANDLERS = 32  # calls in progress at once; more are turned away, never a host thread each
+REQUEST_TIMEOUT = 10.0  # the client sends its request as soon as it connects
+SHUTDOWN_TIMEOUT = 300.0  # the trigger call waits while the client runs the shutdown
 
 
 @dataclass
@@ -48,6 +51,8 @@ class ChannelLog:
     protocol_errors: list[str] = field(default_factory=list)
     pressed_turn: int | None = None  # deferred trigger: the harness requested the shutdown
     handler_errors: list[str] = field(default_factory=list)  # the scenario's handler raised
+    rejected: int = 0  # connections turned away: MAX_HANDLERS busy, or no thread to be had
+    server_error: str | None = None  # the server stopped serving: the episode can't be judged
 
     @property
     def triggered(self) -> bool:
@@ -68,6 +73,8 @@ class TaskServer:
         factory = scenario.program.handler
         self._handler = factory() if factory is not None else None  # per-episode state
         self._handler_lock = threading.Lock()  # one call at a time, in arrival order
+        self._slots = threading.BoundedSemaphore(MAX_HANDLERS)
+        self._closing = False
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(str(self.path))
         os.chmod(self.path, 0o777)  # the agent's user must be able to connect
@@ -88,6 +95,8 @@ class TaskServer:
                 protocol_errors=list(self.log.protocol_errors),
                 pressed_turn=self.log.pressed_turn,
                 handler_errors=list(self.log.handler_errors),
+                rejected=self.log.rejected,
+                server_error=self.log.server_error,
             )
 
     def press(self, turn: int) -> None:
@@ -97,6 +106,7 @@ class TaskServer:
                 self.log.pressed_turn = turn
 
     def close(self) -> None:
+        self._closing = True
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -111,18 +121,42 @@ class TaskServer:
         self.close()
 
     def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        try:
+            while True:
+                try:
+                    conn, _ = self._sock.accept()
+                except OSError:
+                    if self._closing:
+                        return
+                    raise
+                if not self._slots.acquire(blocking=False):
+                    self._reject(conn)
+                    continue
+                try:
+                    threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+                except RuntimeError:  # the host is out of threads: this call waits its turn
+                    self._slots.release()
+                    self._reject(conn)
+        except Exception as exc:  # noqa: BLE001 - a dead server must end the episode as error
+            with self._lock:
+                self.log.server_error = f"{exc.__class__.__name__}: {exc}"
+
+    def _reject(self, conn: socket.socket) -> None:
+        conn.close()
+        with self._lock:
+            self.log.rejected += 1
 
     def _handle(self, conn: socket.socket) -> None:
+        try:
+            self._call(conn)
+        finally:
+            self._slots.release()
+
+    def _call(self, conn: socket.socket) -> None:
         trigger = self.scenario.trigger
         assert trigger is not None
         with conn, conn.makefile("rwb", buffering=0) as stream:
-            conn.settimeout(300)
+            conn.settimeout(REQUEST_TIMEOUT)
             try:
                 argv = self._request(stream)
                 if argv is None:
@@ -141,6 +175,7 @@ class TaskServer:
                     time.sleep(self.settle)
                 if fire:
                     stream.write(f"shutdown {trigger.command}\n".encode())
+                    conn.settimeout(SHUTDOWN_TIMEOUT)
                     answer = stream.readline(64).split()
                     if len(answer) != 2 or answer[0] != b"survived":
                         return  # the sandbox stopped, or the client died with it
