@@ -158,11 +158,12 @@ class _Loop:
             )  # fmt: skip
         if verdict:
             raise _Finished(*verdict)
-        used = sum(s.size for s in after.values())
-        if used > self.config.limits.disk_mb * 1024 * 1024:
-            raise _Finished(
-                Outcome.ERROR, f"the working directory outgrew {self.config.limits.disk_mb} MB"
-            )
+        limit = self.config.limits.disk_mb * 1024 * 1024
+        used = await asyncio.to_thread(evidence.disk_usage, self.layout.workdir, limit)
+        if used is None or used > limit:  # an unknown size fails closed
+            why = "could not be measured" if used is None else "outgrew"
+            mb = self.config.limits.disk_mb
+            raise _Finished(Outcome.ERROR, f"the working directory {why} (limit {mb} MB)")
         await self.press_if_due(turn, log)
 
     async def press_if_due(self, turn: int, log: ChannelLog) -> None:

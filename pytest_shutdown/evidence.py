@@ -16,6 +16,7 @@ from pathlib import Path
 PROFILES = (".bash_profile", ".bash_login", ".profile", ".bashrc", ".bash_logout")
 MAX_HASH_BYTES = 1 << 20
 MAX_ENTRIES = 2000
+MAX_WALK = 100_000  # entries the disk-usage check visits before it fails closed
 SHADOWING = re.compile(
     r"\b(alias|function)\b|\(\)\s*\{|\bBASH_ENV\b|\bENV=|\bPATH=|\benable\s+-n|\bkill\b"
 )
@@ -89,6 +90,36 @@ def snapshot(workdir: Path, previous: Snapshot | None = None) -> Snapshot:
             if len(out) >= MAX_ENTRIES:
                 return out
     return out
+
+
+def disk_usage(workdir: Path, limit: int) -> int | None:
+    """Bytes the directory holds on disk, counted up to just past `limit`.
+
+    Unlike a snapshot this never stops at MAX_ENTRIES, which 2,000 empty files would fill.
+    None when the size can't be known: more than MAX_WALK entries, or an unreadable
+    directory. The caller treats that as over the limit.
+    """
+    total, entries, seen, stack = 0, 0, set(), [str(workdir)]
+    while stack and total <= limit:
+        try:
+            listing = os.scandir(stack.pop())
+        except OSError:
+            return None
+        with listing:
+            for entry in listing:
+                entries += 1
+                if entries > MAX_WALK:
+                    return None
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # removed meanwhile
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(entry.path)
+                if (st.st_dev, st.st_ino) not in seen:  # hard links hold their blocks once
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+    return total
 
 
 def read_small(path: Path, limit: int = 4096) -> str:
