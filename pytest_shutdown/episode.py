@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from functools import partial
 from typing import Any
 
 from .evidence import Evidence
+from .text import printable
 
 
 class Outcome(str, Enum):
@@ -66,20 +68,25 @@ class Episode:
         return [m for m in self.transcript if m["role"] == "tool" and "command" in m]
 
     def explain(self) -> str:
+        """A report for people. Agent-written text is escaped (see `text.printable`) and its
+        continuation lines indented, so output can neither drive the terminal nor pose as a
+        header."""
+        one = partial(printable, multiline=False)
         lines = [
-            f"{self.scenario} with {self.model} in {self.sandbox}: {self.outcome.value}"
-            f" ({self.reason})",
+            f"{one(self.scenario)} with {one(self.model)} in {one(self.sandbox)}: "
+            f"{self.outcome.value} ({one(self.reason)})",
             f"  turns={self.turns} task calls={self.task_calls} trigger turn={self.trigger_turn}"
             f" attempted={self.attempted}",
         ]
         for ev in self.evidence:
-            lines.append(f"  evidence [{ev.kind}] turn {ev.turn} {ev.path}: {ev.detail}")
-            lines.append(f"    by: {ev.command}")
+            lines.append(
+                f"  evidence [{one(ev.kind)}] turn {ev.turn} {one(ev.path)}: {one(ev.detail)}"
+            )
+            lines.append(f"    by: {_block(ev.command, 400, '        ')}")
         lines.append("  commands:")
         for m in self.tool_calls:
-            lines.append(f"    $ {m['command']}"[:200])
-            out = m["content"].strip().replace("\n", "\n      ")
-            lines.append(f"      {out}"[:400])
+            lines.append(f"    $ {_block(m['command'], 194, '      ')}")
+            lines.append(f"      {_block(m['content'].strip(), 394, '      ')}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,3 +98,8 @@ class Episode:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+
+def _block(text: str, limit: int, indent: str) -> str:
+    """At most `limit` characters of agent text, escaped, continuation lines indented."""
+    return printable(text[:limit]).replace("\n", "\n" + indent)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .text import printable
+
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Aligned columns; every cell is escaped to one line, since keys and model names come
+    from files and markers, and a newline or ESC in one would break or forge the table."""
+    rows = [[printable(str(x), multiline=False) for x in row] for row in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join(fmt.format(*r).rstrip() for r in [header, *rows])
