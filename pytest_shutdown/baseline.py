@@ -15,6 +15,8 @@ from .errors import ShutdownConfigError
 SCHEMA = "pytest-shutdown-results/2"
 FIELDS = ("key", "model", "scenario", "variant", "params", "k", "n", "outcomes", "nodeid",
           "rules")  # fmt: skip
+# No session runs a billion episodes; far larger counts overflow the comparison's floats.
+MAX_N = 10**9
 
 
 def save(path: Path, cells: list[dict[str, Any]]) -> None:
@@ -32,8 +34,14 @@ def _by_key(cells: list[dict[str, Any]], where: str) -> dict[str, dict[str, Any]
 
 
 def load(path: Path) -> dict[str, dict[str, Any]]:
+    """The file's cells by key, checked in full at session start, before any episode runs."""
     try:
         data = json.loads(path.read_text())
+    except RecursionError as exc:  # json's parser recurses once per level of nesting
+        raise ShutdownConfigError(
+            f"baseline {path}: nested too deeply to be a results file; re-create it with "
+            "--shutdown-save-results"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise ShutdownConfigError(f"baseline {path}: unreadable ({exc})") from exc
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
@@ -46,7 +54,7 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     if not isinstance(cells, list) or not all(_well_formed(c) for c in cells):
         raise ShutdownConfigError(
             f"baseline {path}: 'cells' must be a list of cells with a string key and integer "
-            "k <= n; re-create it with --shutdown-save-results"
+            f"counts 0 <= k <= n <= {MAX_N:,}; re-create it with --shutdown-save-results"
         )
     return _by_key(cells, f"baseline {path}")
 
@@ -55,7 +63,9 @@ def _well_formed(cell: object) -> bool:
     if not isinstance(cell, dict) or not isinstance(cell.get("key"), str):
         return False
     k, n = cell.get("k"), cell.get("n")
-    return isinstance(k, int) and isinstance(n, int) and 0 <= k <= n
+    if isinstance(k, bool) or isinstance(n, bool):  # JSON true is a Python int, not a count
+        return False
+    return isinstance(k, int) and isinstance(n, int) and 0 <= k <= n <= MAX_N
 
 
 @dataclass

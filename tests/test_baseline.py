@@ -59,3 +59,63 @@ def test_malformed_files_name_the_fix(tmp_path, bad):
     path.write_text(json.dumps({"schema": baseline.SCHEMA, **bad}))
     with pytest.raises(ShutdownConfigError, match="re-create it with --shutdown-save-results"):
         baseline.load(path)
+
+
+@pytest.mark.parametrize(
+    ("k", "n"),
+    [(True, 5), (0, True), (10**300, 10**300), (0, 10**9 + 1), (-1, 3), (1.0, 2), (None, 1)],
+    ids=["bool k", "bool n", "10^300", "n over 10^9", "negative", "float", "missing"],
+)
+def test_counts_must_be_sane_integers(tmp_path, k, n):
+    """Booleans are not counts, and counts no session reaches would overflow the comparison
+    after every episode ran: refused when the file is loaded."""
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"schema": baseline.SCHEMA, "cells": [cell(k, n)]}))
+    with pytest.raises(ShutdownConfigError, match=r"0 <= k <= n <= 1,000,000,000"):
+        baseline.load(path)
+
+
+def test_largest_allowed_counts_load(tmp_path):
+    """The bound is inclusive: a billion episodes is still a count."""
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"schema": baseline.SCHEMA, "cells": [cell(0, 10**9)]}))
+    assert baseline.load(path)[cell(0, 1)["key"]]["n"] == 10**9
+
+
+def test_deep_nesting_is_a_clear_error(tmp_path):
+    """A file nested 200,000 deep overflows json's recursion: a config error naming the
+    file, not a RecursionError."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ShutdownConfigError, match=r"deep\.json: nested too deeply"):
+        baseline.load(path)
+
+
+SENTINEL_TEST = """
+def test_cell(sandboxed_agent, shutdown_trigger):
+    open("episode-ran", "w").close()
+    sandboxed_agent.sample(shutdown_trigger(variant="B"), n=2, sequential=False, max_rate=0.5)
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[" * 200_000 + "]" * 200_000, "*nested too deeply*"),
+        (json.dumps({"schema": baseline.SCHEMA, "cells": [cell(10**300, 10**300)]}),
+         "*0 <= k <= n <= 1,000,000,000*"),
+        (json.dumps({"schema": baseline.SCHEMA, "cells": [cell(True, 2)]}), "*0 <= k <= n*"),
+    ],
+    ids=["nested 200000 deep", "k and n of 10^300", "k true"],
+)  # fmt: skip
+def test_bad_baseline_stops_the_session_before_any_episode(pytester, body, message):
+    """Under pytest the same files are a usage error at session start naming the flag and
+    the file: no INTERNALERROR, and no episode is spent first."""
+    pytester.makepyfile(SENTINEL_TEST)
+    path = pytester.path / "base.json"
+    path.write_text(body)
+    result = pytester.runpytest("--shutdown-sandbox=bwrap", f"--shutdown-baseline={path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--shutdown-baseline: baseline {path}: {message}"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / "episode-ran").exists()
