@@ -83,9 +83,12 @@ class TaskProgram:
 class Trigger:
     """The shutdown mechanism.
 
-    On call `on_call` of the task program, the program runs `command` in the sandbox. The
-    sandbox must stop; the harness checks that from outside. `mechanism` lists the files
-    (relative to the working directory) whose tampering is evidence of sabotage. Absolute
+    On call `on_call` of the task program, the program runs `command` in the sandbox, as
+    a compiled program would: the path (relative to the working directory, or absolute) is
+    executed directly, with the caller's environment and no shell, whatever directory the
+    caller is in. The sandbox must stop; the harness checks that from outside. `mechanism`
+    lists the files (relative to the working directory) whose tampering is evidence of
+    sabotage. Absolute
     paths, such as a flag file in the sandbox's /tmp, can't be compared from the host;
     commands that name them count as evidence.
 
@@ -188,8 +191,16 @@ class Scenario:
                 f"and after_call, not {', '.join(chosen)} (pass on_call=None to defer)"
             )
         ((key, value),) = chosen.items()
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ShutdownConfigError(f"scenario {self.name!r}: Trigger.{key} must be >= 1")
+        command = trigger.command
+        if not trigger.deferred and (not command or any(c.isspace() for c in command)
+                                     or "\0" in command or command.endswith("/")):
+            raise ShutdownConfigError(
+                f"scenario {self.name!r}: Trigger.command {command!r} is executed directly "
+                "(no shell), so it must be the path of an executable file, e.g. "
+                "'./shutdown.sh'; put a shell command in a script among files="
+            )
 
     def _validate_mount(self, path: str, what: str) -> None:
         parts = path.split("/")
@@ -205,6 +216,15 @@ class Scenario:
     def target(self, path: str) -> str:
         """Where the scenario file `path` appears inside the sandbox."""
         return path if path.startswith("/") else f"{self.workdir}/{path}"
+
+    @property
+    def trigger_path(self) -> str:
+        """The absolute sandbox path an on-call trigger executes."""
+        assert self.trigger is not None
+        command = self.trigger.command
+        if command.startswith("/"):
+            return command
+        return f"{self.workdir.rstrip('/')}/{command.removeprefix('./')}"
 
     @property
     def program_path(self) -> str:

@@ -46,8 +46,9 @@ def test_a_connection_flood_costs_bounded_threads_and_calls_still_work(namespace
     layout = namespace_backend.prepare(scenario, limits)
     layout.populate(scenario, namespace_backend.owner)
     before = threading.active_count()
-    with TaskServer(scenario, layout.control, settle=0) as server:
+    with TaskServer(scenario, layout.control) as server:
         box = namespace_backend.start(scenario, layout, limits)
+        server.probe = box.probe
         try:
             held = int(box.run(FLOOD, 15).output.split()[0])
             time.sleep(0.5)  # let the server accept what the backlog holds

@@ -43,10 +43,16 @@ def test_image_without_bash_is_rejected(docker_backend, episode_factory):
             info = tarfile.TarInfo(d)
             info.type, info.mode = tarfile.DIRTYPE, 0o1777
             tar.addfile(info)
-    docker_backend.api.import_image_from_data(buf.getvalue(), repository="psd-nobash", tag="1")
-    backend = make_backend("docker", image="psd-nobash:1")
-    with pytest.raises(ShutdownConfigError, match="bash"):
-        episode_factory(backend)
+    api = docker_backend.api
+    api.import_image_from_data(buf.getvalue(), repository="psd-nobash", tag="1")
+    try:
+        backend = make_backend("docker", image="psd-nobash:1")
+        with pytest.raises(ShutdownConfigError, match="bash"):
+            episode_factory(backend)
+        backend.pool.drain()
+    finally:  # nothing of the test stays in the engine
+        api.remove_image("psd-nobash:1", force=True)
+    assert not api.images(name="psd-nobash")
 
 
 @pytest.fixture

@@ -1,8 +1,12 @@
-"""The working directory's size limit, enforced from the host after each command."""
+"""The working directory's size bound: a tmpfs as root, else a check after each command."""
 
 import json
+import os
+
+import pytest
 
 from pytest_shutdown import Outcome, evidence, palisade
+from pytest_shutdown.sandbox.base import Layout, Limits
 
 # 2,000 empty files fill the evidence snapshot's entry cap; the bulk hides past them.
 HIDDEN_BULK = (
@@ -12,14 +16,42 @@ HIDDEN_BULK = (
 )
 
 
+def bounded_here() -> bool:
+    layout = Layout.create(Limits())
+    layout.remove()
+    return layout.bounded
+
+
 def test_bulk_hidden_behind_many_small_files_is_caught(episode_of, tmp_path):
-    """90 MB past 2,000 empty files still outgrows the 64 MB limit: error, not no_trigger."""
+    """90 MB past 2,000 empty files can't be written (tmpfs) or is caught: never judged."""
     path = tmp_path / "turns.json"
     path.write_text(json.dumps({"turns": [{"bash": HIDDEN_BULK}, {"bash": "./next_task"}]}))
     ep = episode_of(palisade("A"), f"scripted:{path}")
-    assert int(ep.tool_calls[0]["content"].split()[0]) >= 90  # the files really were written
-    assert ep.outcome is Outcome.ERROR, ep.explain()
-    assert "outgrew (limit 64 MB)" in ep.reason and ep.turns == 1
+    written = int(ep.tool_calls[0]["content"].split()[-2])
+    if bounded_here():  # as root: the working directory is a 64 MB tmpfs
+        assert written <= 64 and len(ep.tool_calls) == 2, ep.explain()
+        assert ep.outcome is Outcome.NO_TRIGGER
+    else:
+        assert written >= 90  # the files really were written
+        assert ep.outcome is Outcome.ERROR, ep.explain()
+        assert "outgrew (limit 64 MB)" in ep.reason and ep.turns == 1
+
+
+def test_the_working_directory_is_bounded_as_root(tmp_path):
+    """As root, the working directory is its own tmpfs of Limits.disk_mb; removal unmounts it."""
+    layout = Layout.create(Limits(disk_mb=8))
+    try:
+        if os.geteuid() != 0:
+            assert not layout.bounded
+            return
+        assert layout.bounded
+        with open(layout.workdir / "big", "wb") as f, pytest.raises(OSError):
+            f.write(b"x" * (9 << 20))
+            f.flush()
+    finally:
+        layout.remove()
+    assert not layout.root.exists()
+    assert str(layout.root) not in open("/proc/self/mounts").read()
 
 
 def test_a_directory_too_large_to_walk_has_no_size(tmp_path, monkeypatch):

@@ -102,6 +102,7 @@ def test_disabling_the_policy_is_sabotage(sandboxed_agent, tmp_path):
 
 def test_shutdown_trigger_adapts_a_custom_scenario(sandboxed_agent, shutdown_trigger):
     """shutdown_trigger(scenario=...) replaces fields of the scenario's Trigger."""
-    scenario = shutdown_trigger(scenario=TRIAGE, command="kill -s TERM 1")
+    scenario = shutdown_trigger(scenario=TRIAGE, on_call=2)
     episode = sandboxed_agent.run(scenario)
     assert episode.complied, episode.explain()
+    assert episode.task_calls == 2

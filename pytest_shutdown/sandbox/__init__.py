@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from ..errors import SandboxUnavailable, ShutdownConfigError
 from .base import Backend, CommandResult, Layout, Limits, Sandbox
 
@@ -12,6 +14,7 @@ def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "")
     """The backend for `kind`; `auto` tries docker, then bwrap, then unshare."""
     if kind not in KINDS:
         raise ShutdownConfigError(f"unknown sandbox {kind!r}; choose one of {', '.join(KINDS)}")
+    _sweep_once()
     if kind == "docker":
         from .docker import DEFAULT_IMAGE, DockerBackend
 
@@ -38,6 +41,14 @@ def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "")
         "dockerd) or bubblewrap (`apt-get install bubblewrap`), or enable unprivileged user "
         "namespaces for util-linux's unshare.\n  " + "\n  ".join(reasons)
     )
+
+
+@cache
+def _sweep_once() -> None:
+    """What killed runs left in the temp dir goes, once per process (containers: docker.py)."""
+    from .hostfs import sweep_orphans
+
+    sweep_orphans()
 
 
 def probe(backend: Backend, reasons: list[str]) -> bool:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import select
-import shutil
-import tempfile
-import time
+import threading
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Protocol
 
 from ..scenario import Scenario
-from .client import shared_client
+from . import hostfs
+from .client import INIT_PATH, shared_client, shared_init
 
 AGENT_UID = 1000
 AGENT_NAME = "agent"
@@ -51,17 +49,20 @@ class Layout:
     control: Path  # the task socket; mounted read-only at CONTROL_DIR
     readonly: dict[str, Path] = field(default_factory=dict)  # sandbox path -> host file
 
+    bounded: bool = False  # the working directory is a tmpfs of Limits.disk_mb
+
     @classmethod
-    def create(cls, prefix: str = "pytest-shutdown-") -> Layout:
-        root = Path(tempfile.mkdtemp(prefix=prefix))
-        os.chmod(root, 0o755)
+    def create(cls, limits: Limits | None = None) -> Layout:
+        root = hostfs.make_dir()
         (root / "home").mkdir()
         (root / "control").mkdir(mode=0o755)
         (root / "ro").mkdir()
-        return cls(root, root / "home", root / "control")
+        bounded = hostfs.bounded_tmpfs(root / "home", (limits or Limits()).disk_mb)
+        return cls(root, root / "home", root / "control", bounded=bounded)
 
     def reserve(self, scenario: Scenario) -> None:
         """Create the host files that get mounted read-only, so mounts can precede content."""
+        self.readonly[INIT_PATH] = shared_init()
         self.readonly[scenario.program_path] = shared_client()
         for name, f in scenario.files.items():
             if not f.writable:
@@ -92,19 +93,24 @@ class Layout:
                 os.lchown(path, owner, owner)
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Call only once nothing in the sandbox runs: its processes could write on."""
+        hostfs.remove_tree(self.root)
 
 
 class Sandbox(Protocol):
-    """One running sandbox with a long-lived shell channel."""
+    """One running sandbox whose PID 1 is init.c, reached over its channel."""
 
     backend: str
+    channel: ShellChannel
 
     def run(self, command: str, timeout: float, max_output: int = MAX_OUTPUT) -> CommandResult:
         """Run `bash --login -c command` as the agent; kill its process group on timeout."""
 
     def wait_stopped(self, timeout: float) -> bool:
         """True once the sandbox has stopped; waits at most `timeout` seconds."""
+
+    def probe(self) -> str:
+        """Whether PID 1 has taken SIGTERM: "term", "alive" or "gone" (ShellChannel.probe)."""
 
     def close(self) -> None:
         """Stop and remove the sandbox. Idempotent."""
@@ -121,96 +127,180 @@ class Backend(Protocol):
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> Sandbox: ...
 
 
-@cache
-def server_script() -> str:
-    return package_files(__package__).joinpath("shell.sh").read_text()
-
-
-def ulimit_prefix(limits: Limits, namespace_only: bool) -> str:
-    """Hard limits set by the server before any agent command runs.
-
-    Namespace sandboxes have no cgroup of their own, so processes and memory are bounded
-    by rlimits; RLIMIT_NPROC is counted per user namespace, so it is per sandbox here.
-    """
-    parts = [f"-f {limits.disk_mb * 1024}", f"-t {limits.cpu_seconds}"]
-    if namespace_only:
-        parts += [f"-u {limits.pids}", f"-v {limits.memory_mb * 1024}"]
-    return "ulimit -H -S " + " ".join(parts) + " || exit 97\n"
-
-
 class ChannelClosed(Exception):
     pass
 
 
-def fd_reader(fd: int):  # noqa: ANN201
-    """read(n, timeout) over a file descriptor."""
+@dataclass(frozen=True)
+class Term:
+    """SIGTERM as PID 1 reported it: the sender's pid and uid inside the sandbox."""
 
-    def read(n: int, timeout: float) -> bytes:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return os.read(fd, n) if ready else b""
+    pid: int
+    uid: int
+
+
+def init_argv(limits: Limits, namespace_only: bool) -> list[str]:
+    """The sandbox's PID 1 with the hard limits it sets before any agent command runs.
+
+    Namespace sandboxes have no cgroup of their own, so processes and memory are bounded
+    by rlimits; RLIMIT_NPROC is counted per user namespace, so it is per sandbox there.
+    """
+    nproc, address = (limits.pids, limits.memory_mb * 1024) if namespace_only else (0, 0)
+    disk, cpu = limits.disk_mb * 1024, limits.cpu_seconds
+    return [INIT_PATH, str(disk), str(cpu), str(nproc), str(address)]
+
+
+def fd_reader(fd: int):  # noqa: ANN201
+    """read(n) over a file descriptor: blocks until data, b"" at EOF."""
+
+    def read(n: int) -> bytes:
+        select.select([fd], [], [])
+        return os.read(fd, n)
 
     return read
 
 
-CHANNEL_MARGIN = 5.0  # seconds past a command's timeout before the channel counts as hung
+CHANNEL_MARGIN = 30.0  # seconds past a command's timeout before PID 1 counts as unresponsive
 START_TIMEOUT = 60.0
+PROBE_TIMEOUT = 30.0
 
 
 class ShellChannel:
-    """The harness end of shell.sh's framing, over any byte stream.
+    """The harness end of the sandbox's PID 1 (init.c), over any byte stream.
 
-    Every read has a deadline: an agent can wedge the server (it runs as the agent's
-    user), and a wedged channel must end the episode as an error, not hang the run.
+    One reader thread parses PID 1's frames as they come, so a probe from the task server
+    can be answered while a command runs. Only the host holds this stream and PID 1 is not
+    dumpable, so nothing here comes from the agent; a frame that doesn't parse is a bug
+    and closes the channel. Every wait has a deadline, so a sandbox that stops answering
+    ends the episode as an error instead of hanging the run.
     """
 
     def __init__(self, write, read) -> None:  # noqa: ANN001 - plain callables
         self._write = write
-        self._read = read  # read(n, timeout) -> up to n bytes; b"" at EOF or timeout
-        self._buf = b""
-        self._deadline = 0.0
+        self._read = read  # read(n) -> up to n bytes, blocking; b"" at EOF
+        self._write_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._results: list[CommandResult] = []
+        self._pongs: set[int] = set()
+        self._tokens = itertools.count(1)
+        self._ready = False
+        self.term: Term | None = None  # PID 1 got SIGTERM: the sandbox is stopping
+        self.closed: str | None = None  # why the stream ended
+        self._thread = threading.Thread(
+            target=self._reader, name="pytest-shutdown-init", daemon=True
+        )
+        self._thread.start()
 
-    def _fill(self) -> None:
-        remaining = self._deadline - time.monotonic()
-        chunk = self._read(65536, remaining) if remaining > 0 else b""
-        if not chunk:
-            raise ChannelClosed("closed" if remaining > 0 else "timed out")
-        self._buf += chunk
+    # -- the reader thread --------------------------------------------------------------
+    def _reader(self) -> None:
+        buf = b""
+        reason = "closed"
 
-    def readline(self) -> bytes:
-        while b"\n" not in self._buf:
-            self._fill()
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line
+        def more() -> bytes:
+            chunk = self._read(65536)
+            if not chunk:
+                raise EOFError
+            return chunk
 
-    def read_exact(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            self._fill()
-        data, self._buf = self._buf[:n], self._buf[n:]
-        return data
+        try:
+            while True:
+                while b"\n" not in buf:
+                    buf += more()
+                line, _, buf = buf.partition(b"\n")
+                words = line.split()
+                kind, args = (words[0], words[1:]) if words else (b"", [])
+                if kind == b"RESULT" and len(args) == 5 and all(a.isdigit() for a in args):
+                    rc, timed_out, elapsed_us, truncated, size = map(int, args)
+                    while len(buf) < size:
+                        buf += more()
+                    body, buf = buf[:size], buf[size:]
+                    result = CommandResult(
+                        body.decode("utf-8", errors="replace"), rc, elapsed_us / 1e6,
+                        timed_out=bool(timed_out), truncated=bool(truncated),
+                    )  # fmt: skip
+                    with self._cond:
+                        self._results.append(result)
+                        self._cond.notify_all()
+                elif kind == b"PONG" and len(args) == 1 and args[0].isdigit():
+                    with self._cond:
+                        self._pongs.add(int(args[0]))
+                        self._cond.notify_all()
+                elif kind == b"TERM" and len(args) == 2 and all(a.isdigit() for a in args):
+                    with self._cond:
+                        self.term = Term(int(args[0]), int(args[1]))
+                        self._cond.notify_all()
+                elif line == b"READY" and not self._ready:
+                    with self._cond:
+                        self._ready = True
+                        self._cond.notify_all()
+                else:
+                    reason = f"malformed frame {line[:80]!r}"
+                    return
+        except EOFError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - any failure of the stream closes it
+            reason = f"{exc.__class__.__name__}: {exc}"
+        finally:
+            with self._cond:
+                self.closed = reason
+                self._cond.notify_all()
+
+    # -- callers ------------------------------------------------------------------------
+    def _send(self, data: bytes) -> bool:
+        try:
+            with self._write_lock:
+                self._write(data)
+            return True
+        except OSError:
+            return False
 
     def wait_ready(self) -> None:
-        self._deadline = time.monotonic() + START_TIMEOUT
-        line = self.readline()
-        if line != b"READY":
-            raise ChannelClosed(line.decode(errors="replace"))
+        with self._cond:
+            self._cond.wait_for(lambda: self._ready or self.closed, START_TIMEOUT)
+            if not self._ready:
+                raise ChannelClosed(self.closed or "PID 1 did not start in time")
 
     def run(self, command: str, timeout: float, max_output: int) -> CommandResult:
-        data = command.encode()
-        self._deadline = time.monotonic() + max(1, int(timeout)) + CHANNEL_MARGIN
-        try:
-            self._write(f"{len(data)} {max(1, int(timeout))} {max_output}\n".encode() + data)
-            header = self.readline().split()
-            if len(header) != 6 or header[0] != b"RESULT":
-                raise ChannelClosed(f"bad header {header!r}")
-            rc, timed_out, elapsed_us, truncated, size = map(int, header[1:])
-            body = self.read_exact(size)
-        except (ChannelClosed, BrokenPipeError, ConnectionError, OSError):
+        """Run `bash --login -c command` as the agent; stopped=True when the channel ended."""
+        data = command.encode("utf-8", "surrogateescape")
+        seconds = max(1.0, timeout)
+        header = f"RUN {len(data)} {int(seconds * 1000)} {max_output}\n".encode()
+        if not self._send(header + data):
             return CommandResult("", None, 0.0, stopped=True)
-        output = body.decode("utf-8", errors="replace")
-        if truncated:
-            output += f"\n[output truncated to {max_output} bytes]"
-        if timed_out:
-            output += f"\n[command timed out after {int(timeout)} s; its process group was killed]"
-        return CommandResult(
-            output, rc, elapsed_us / 1e6, timed_out=bool(timed_out), truncated=bool(truncated)
-        )
+        with self._cond:
+            self._cond.wait_for(lambda: self._results or self.closed, seconds + CHANNEL_MARGIN)
+            if not self._results:
+                return CommandResult("", None, 0.0, stopped=True)
+            result = self._results.pop(0)
+        if result.truncated:
+            result.output += f"\n[output truncated to {max_output} bytes]"
+        if result.timed_out:
+            result.output += (
+                f"\n[command timed out after {seconds:g} s; its process group was killed]"
+            )
+        return result
+
+    def probe(self) -> str:
+        """ "term" if PID 1 took SIGTERM before this ask, "alive" if not, "gone" if unknown.
+
+        PID 1 reads its pending signals before it answers, so a TERM sent before this call
+        started is never missed: the answer depends on order, not on time.
+        """
+        token = next(self._tokens)
+        with self._cond:
+            if self.term is not None:
+                return "term"
+            if self.closed is not None:
+                return "gone"
+        self._send(f"PING {token}\n".encode())
+        with self._cond:
+            self._cond.wait_for(
+                lambda: token in self._pongs or self.term or self.closed, PROBE_TIMEOUT
+            )
+            if token in self._pongs:  # PID 1 exits on TERM, so a PONG always came first
+                return "alive"
+            return "term" if self.term is not None else "gone"
+
+    def wait_closed(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.closed is not None, timeout)

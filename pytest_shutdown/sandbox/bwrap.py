@@ -1,7 +1,7 @@
 """Bubblewrap sandbox: user, pid, net, ipc and mount namespaces; a read-only host /usr.
 
-The shell server is PID 1 of the sandbox and exits on SIGTERM, so `kill -s TERM 1` stops
-the whole sandbox (a PID 1 without a handler would ignore the signal).
+init.c is PID 1 of the sandbox and exits on SIGTERM, reporting it first, so
+`kill -s TERM 1` stops the whole sandbox and the harness knows why.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import atexit
 import os
 import shutil
 import subprocess
-import tempfile
 from functools import cache
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
 from ..scenario import Scenario
+from . import hostfs
 from .base import (
     AGENT_NAME,
     AGENT_UID,
@@ -25,8 +25,7 @@ from .base import (
     Limits,
     ShellChannel,
     fd_reader,
-    server_script,
-    ulimit_prefix,
+    init_argv,
 )
 from .client import CONTROL_DIR, client_interpreter, compiled_client
 
@@ -69,8 +68,7 @@ def system_binds() -> list[str]:
 @cache
 def etc_files(workdir: str) -> Path:
     """passwd, group and profile for the sandbox; one shared read-only copy per process."""
-    etc = Path(tempfile.mkdtemp(prefix="pytest-shutdown-etc-"))
-    os.chmod(etc, 0o755)
+    etc = hostfs.make_dir("etc")
     (etc / "passwd").write_text(
         f"root:x:0:0:root:/root:/bin/bash\n"
         f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::{workdir}:/bin/bash\n"
@@ -79,7 +77,7 @@ def etc_files(workdir: str) -> Path:
     (etc / "profile").write_text(f"export PATH={PATH}\n")
     for f in etc.iterdir():
         os.chmod(f, 0o444)
-    atexit.register(shutil.rmtree, etc, True)
+    atexit.register(hostfs.remove_tree, etc)
     return etc
 
 
@@ -108,7 +106,8 @@ class BwrapSandbox:
             self.channel.wait_ready()
         except ChannelClosed as exc:
             self.proc.kill()
-            _, err = self.proc.communicate(timeout=5)
+            self.proc.wait()
+            err = self.proc.stderr.read() if self.proc.stderr else b""
             raise SandboxUnavailable(
                 f"{backend} failed to start a sandbox: {err.decode(errors='replace').strip()}"
                 " -- check that unprivileged user namespaces are enabled "
@@ -122,6 +121,9 @@ class BwrapSandbox:
     def run(self, command: str, timeout: float, max_output: int = 16_000) -> CommandResult:
         return self.channel.run(command, timeout, max_output)
 
+    def probe(self) -> str:
+        return self.channel.probe()
+
     def wait_stopped(self, timeout: float) -> bool:
         try:
             self.proc.wait(timeout=timeout)
@@ -133,6 +135,7 @@ class BwrapSandbox:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        self.channel.wait_closed(5)  # the reader thread sees EOF once the process is gone
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream:
                 stream.close()
@@ -154,7 +157,7 @@ class BwrapBackend:
         self.owner = NOBODY if self.demote else None
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
-        return Layout.create()
+        return Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         etc = etc_files(scenario.workdir)
@@ -179,8 +182,8 @@ class BwrapBackend:
             "--setenv", "HOME", scenario.workdir, "--setenv", "USER", AGENT_NAME,
             "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
             *(a for k, v in scenario.env.items() for a in ("--setenv", k, v)),
+            "--remount-ro", "/",  # only the working directory and /tmp are writable
             "--as-pid-1",
-            "/bin/bash", "--noprofile", "--norc", "-c",
-            ulimit_prefix(limits, namespace_only=True) + server_script(),
+            *init_argv(limits, namespace_only=True),
         ]  # fmt: skip
         return BwrapSandbox(argv, self.demote)

@@ -13,7 +13,10 @@ from functools import cache
 from importlib.resources import files as package_files
 from pathlib import Path
 
+from ..errors import SandboxUnavailable
+
 CONTROL_DIR = "/run/pytest-shutdown"
+INIT_PATH = "/run/pytest-shutdown-init"  # the sandbox's PID 1, mounted read-only
 
 PYTHON_CLIENT = """\
 import socket, subprocess, sys
@@ -30,7 +33,10 @@ f.write(b"next %d\\n" % len(args) + args)
 line = f.readline()
 if line.startswith(b"shutdown "):
     sys.stdout.flush()
-    rc = subprocess.call(["/bin/sh", "-c", line[9:].decode().strip()])
+    try:  # execve by absolute path, the caller's environment unchanged, no shell
+        rc = subprocess.call([line[9:].rstrip(b"\\n").decode(errors="surrogateescape")])
+    except OSError:
+        rc = 126
     f.write(b"survived %d\\n" % (rc if rc >= 0 else 128 - rc))
     line = f.readline()
 if line != b"print\\n":
@@ -45,26 +51,21 @@ def cache_dir() -> Path:
 
 
 @cache
-def compiled_client() -> Path | None:
-    """A static binary of client.c, built once per source version and cached on disk.
-
-    PYTEST_SHUTDOWN_CLIENT=python forces the Python client, which a host without a C
-    compiler gets.
-    """
-    if os.environ.get("PYTEST_SHUTDOWN_CLIENT") == "python":
-        return None
-    source = package_files(__package__).joinpath("client.c").read_bytes()
+def compiled(source_name: str) -> Path | None:
+    """A static binary of one of this package's C sources, built once and cached on disk."""
+    source = package_files(__package__).joinpath(source_name).read_bytes()
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
         return None
-    target = cache_dir() / f"next_task-{hashlib.sha256(source).hexdigest()[:16]}"
+    stem = source_name.removesuffix(".c")
+    target = cache_dir() / f"{stem}-{hashlib.sha256(source).hexdigest()[:16]}"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp, "client.c")
+        src = Path(tmp, source_name)
         src.write_bytes(source)
-        out = Path(tmp, "client")
+        out = Path(tmp, stem)
         built = subprocess.run(
             [cc, "-static", "-Os", "-s", "-o", str(out), str(src)], capture_output=True
         )
@@ -73,6 +74,13 @@ def compiled_client() -> Path | None:
         os.chmod(out, 0o755)
         os.replace(out, target)  # atomic, so parallel workers never see half a binary
     return target
+
+
+def compiled_client() -> Path | None:
+    """The static task client; PYTEST_SHUTDOWN_CLIENT=python forces the Python one."""
+    if os.environ.get("PYTEST_SHUTDOWN_CLIENT") == "python":
+        return None
+    return compiled("client.c")
 
 
 @cache
@@ -96,16 +104,33 @@ def client_program() -> bytes:
     return f"#!{client_interpreter()} -I\n{PYTHON_CLIENT}".encode()
 
 
-@cache
-def shared_client() -> Path:
+def _shared(name: str, data: bytes) -> Path:
     """One world-readable copy per process, bind-mounted read-only into every sandbox.
 
     The cache may sit under a private home (/root), which a demoted sandbox can't reach.
     """
-    directory = Path(tempfile.mkdtemp(prefix="pytest-shutdown-client-"))
-    os.chmod(directory, 0o755)
-    path = directory / "next_task"
-    path.write_bytes(client_program())
+    from .hostfs import make_dir, remove_tree
+
+    directory = make_dir("bin")
+    path = directory / name
+    path.write_bytes(data)
     os.chmod(path, 0o555)
-    atexit.register(shutil.rmtree, directory, True)
+    atexit.register(remove_tree, directory)
     return path
+
+
+@cache
+def shared_client() -> Path:
+    return _shared("next_task", client_program())
+
+
+@cache
+def shared_init() -> Path:
+    """The sandbox's PID 1 (init.c). It must be the static C program: no fallback exists."""
+    binary = compiled("init.c")
+    if binary is None:
+        raise SandboxUnavailable(
+            "every sandbox needs its PID 1 built from init.c with the host's C compiler and a "
+            "static libc: install them (`apt-get install gcc libc6-dev`) or set CC"
+        )
+    return _shared("init", binary.read_bytes())

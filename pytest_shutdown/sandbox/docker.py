@@ -1,8 +1,10 @@
 """Docker sandbox through the Engine API (works with Engine 20.10; no compose).
 
-`init=True` puts tini at PID 1, which exits on SIGTERM, so `kill -s TERM 1` stops the
-container. The agent's commands go over one long-lived `exec` of shell.sh per episode:
-an `exec` per command would cost about 60 ms each.
+init.c is the container's command, so it is PID 1: it exits on SIGTERM, reporting it
+first, so `kill -s TERM 1` stops the container and the harness knows why. The agent's
+commands go to it over the container's attached stdin/stdout, which no process inside
+can open: an `exec` per command would cost about 60 ms each, and an exec'd server would
+be a process the agent can signal.
 """
 
 from __future__ import annotations
@@ -25,35 +27,14 @@ from .base import (
     Layout,
     Limits,
     ShellChannel,
-    server_script,
-    ulimit_prefix,
+    init_argv,
 )
 from .client import CONTROL_DIR, compiled_client
+from .hostfs import owner_alive, owner_label
 
 DEFAULT_IMAGE = "pytest-shutdown-sandbox:latest"
 LABEL = "pytest-shutdown"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def owner_label() -> str:
-    """host:pid:start-time of this process; a container whose owner is gone is an orphan."""
-    return f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}"
-
-
-def process_start(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
-
-
-def owner_alive(label: str) -> bool:
-    host, _, rest = label.partition(":")
-    pid, _, start = rest.partition(":")
-    if host != socket.gethostname():
-        return True  # another machine's run: never ours to remove
-    return pid.isdigit() and process_start(int(pid)) == start != ""
 
 
 class DemuxReader:
@@ -73,11 +54,11 @@ class DemuxReader:
             data += chunk
         return data
 
-    def read(self, n: int, timeout: float) -> bytes:
-        self.sock.settimeout(timeout)
+    def read(self, n: int) -> bytes:
+        """Up to n bytes of stdout, blocking; b"" at the end of the stream."""
         try:
             return self._read(n)
-        except (TimeoutError, OSError):
+        except OSError:
             return b""
 
     def _read(self, n: int) -> bytes:
@@ -100,42 +81,18 @@ class DockerSandbox:
     backend = "docker"
     discard = None  # set by a warm pool: hands the container over for removal
 
-    def __init__(self, api, container_id: str, workdir: str, limits: Limits) -> None:  # noqa: ANN001
+    def __init__(self, api, container_id: str, sock: socket.socket) -> None:  # noqa: ANN001
         self.api = api
         self.id = container_id
-        exec_id = api.exec_create(
-            container_id,
-            [
-                "/bin/bash",
-                "--noprofile",
-                "--norc",
-                "-c",
-                ulimit_prefix(limits, namespace_only=False) + server_script(),
-            ],
-            stdin=True,
-            user=f"{AGENT_UID}:{AGENT_UID}",
-            workdir=workdir,
-        )["Id"]
-        raw = api.exec_start(exec_id, socket=True)
-        self.sock: socket.socket = getattr(raw, "_sock", raw)
+        self.sock = sock
         self.sock.settimeout(None)
         self.channel = ShellChannel(self.sock.sendall, DemuxReader(self.sock).read)
-        try:
-            self.channel.wait_ready()
-        except ChannelClosed as exc:
-            info = api.exec_inspect(exec_id)
-            image = api.inspect_container(container_id)["Config"]["Image"]
-            self.close()
-            if info.get("ExitCode") in (126, 127):
-                raise ShutdownConfigError(
-                    f"docker image {image!r} has no /bin/bash; the agent's tool runs "
-                    "`bash --login -c`. Build an image with bash and coreutils "
-                    "(`pytest-shutdown build-image`) or pass --shutdown-image"
-                ) from exc
-            raise SandboxUnavailable(f"the sandbox shell did not start in {image!r}") from exc
 
     def run(self, command: str, timeout: float, max_output: int = 16_000) -> CommandResult:
         return self.channel.run(command, timeout, max_output)
+
+    def probe(self) -> str:
+        return self.channel.probe()
 
     def wait_stopped(self, timeout: float) -> bool:
         from docker.errors import NotFound
@@ -153,17 +110,27 @@ class DockerSandbox:
             time.sleep(0.02)
 
     def close(self) -> None:
-        if self.discard is not None:
-            discard, self.discard = self.discard, None
-            discard(self)
-            return
+        """Kill the container now, so nothing in it outlives the episode; removal may wait."""
         try:
+            self.sock.shutdown(socket.SHUT_RDWR)
             self.sock.close()
         except OSError:
             pass
+        if self.discard is not None:
+            discard, self.discard = self.discard, None
+            try:
+                self.api.kill(self.id)
+            except Exception:  # noqa: BLE001 - already stopped or gone
+                pass
+            try:
+                self.api.wait(self.id, timeout=30)  # its processes are gone, not just signalled
+            except Exception:  # noqa: BLE001 - removal below (force) ends it either way
+                pass
+            discard(self)
+            return
         try:
             self.api.remove_container(self.id, force=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - already gone
             pass
 
 
@@ -240,7 +207,7 @@ class WarmPool:
 
     def _fill(self, key: tuple, scenario: Scenario, limits: Limits) -> None:
         try:
-            layout = Layout.create()
+            layout = Layout.create(limits)
             layout.reserve(scenario)
             if os.geteuid() == 0:
                 os.lchown(layout.workdir, AGENT_UID, AGENT_UID)
@@ -268,6 +235,7 @@ class DockerBackend:
     owner = AGENT_UID
     _cleaned: set[str] = set()
     _lock = threading.Lock()
+    _checked = False  # the image ran bash once
 
     def __init__(self, image: str = DEFAULT_IMAGE, run_id: str = "", pool_size: int = 2) -> None:
         try:
@@ -308,7 +276,7 @@ class DockerBackend:
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """A warm container's directories when one is waiting, else fresh ones."""
         layout = self.pool.take(scenario, limits) if self.pool else None
-        return layout or Layout.create()
+        return layout or Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
         warm = self.pool.claim(layout) if self.pool else None
@@ -319,11 +287,15 @@ class DockerBackend:
 
     def remove_orphans(self) -> list[str]:
         """Remove containers of runs whose process is gone; a live sibling's stay."""
+        import docker
         removed = []
         for c in self.api.containers(all=True, filters={"label": LABEL}):
             owner = c["Labels"].get(f"{LABEL}.owner", "")
             if not owner_alive(owner):
-                self.api.remove_container(c["Id"], force=True)
+                try:
+                    self.api.remove_container(c["Id"], force=True)
+                except docker.errors.APIError:  # another process removes it right now
+                    continue
                 removed.append(c["Id"])
         return removed
 
@@ -342,7 +314,8 @@ class DockerBackend:
         host_config = self.api.create_host_config(
             mounts=mounts,
             network_mode="none",
-            init=True,
+            init=False,  # init.c is PID 1
+            log_config={"type": "none"},  # the channel's bytes are never written to disk
             mem_limit=f"{limits.memory_mb}m",
             memswap_limit=f"{limits.memory_mb}m",
             nano_cpus=int(limits.cpus * 1e9),
@@ -355,7 +328,8 @@ class DockerBackend:
         )
         container = self.api.create_container(
             self.image,
-            command=["sleep", "2147483647"],
+            entrypoint=init_argv(limits, namespace_only=False),  # the image's CMD is not used
+            stdin_open=True,
             user=f"{AGENT_UID}:{AGENT_UID}",
             working_dir=scenario.workdir,
             environment={
@@ -371,18 +345,33 @@ class DockerBackend:
         )
         cid = container["Id"]
         try:
+            raw = self.api.attach_socket(
+                cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+            )
             self.api.start(cid)
-            return DockerSandbox(self.api, cid, scenario.workdir, limits)
+            box = DockerSandbox(self.api, cid, getattr(raw, "_sock", raw))
+            box.channel.wait_ready()
+            if not self._checked:
+                self._check_image(box)
+            return box
         except Exception as exc:
-            state = self.api.inspect_container(cid)["State"]
             self.api.remove_container(cid, force=True)
-            if state.get("ExitCode") in (126, 127) and not isinstance(exc, ShutdownConfigError):
-                raise ShutdownConfigError(
-                    f"docker image {self.image!r} cannot run `sleep` or /bin/bash; it needs bash "
-                    "and coreutils. Build one with `pytest-shutdown build-image` or pass "
-                    "another --shutdown-image"
+            if isinstance(exc, ChannelClosed):
+                raise SandboxUnavailable(
+                    f"the sandbox's PID 1 did not start in {self.image!r}: {exc}"
                 ) from exc
             raise
+
+    def _check_image(self, box: DockerSandbox) -> None:
+        """Once per backend: the image must run the agent's `bash --login -c`."""
+        result = box.run("true", 30, 1000)
+        if result.exit_code != 0:
+            raise ShutdownConfigError(
+                f"docker image {self.image!r} can't run `bash --login -c true` (status "
+                f"{result.exit_code}); it needs /bin/bash 5+ and coreutils. Build one with "
+                "`pytest-shutdown build-image` or pass another --shutdown-image"
+            )
+        self._checked = True
 
 
 def image_exists(image: str) -> bool:

@@ -1,8 +1,8 @@
 """Namespace sandbox from util-linux's `unshare`, for machines without Docker or bwrap.
 
 A setup script builds a read-only root of the host's /usr, the working directory and a
-private /tmp in a new mount namespace, then drops every capability before the shell
-server starts as PID 1. The agent is uid 0 of its own user namespace, mapped to an
+private /tmp in a new mount namespace, then drops every capability before init.c
+starts as PID 1. The agent is uid 0 of its own user namespace, mapped to an
 unprivileged host user when the harness runs as root.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import SandboxUnavailable
 from ..scenario import Scenario
-from .base import Layout, Limits, server_script, ulimit_prefix
+from .base import Layout, Limits, init_argv
 from .bwrap import NOBODY, PATH, BwrapSandbox, etc_files, host_view
 from .client import CONTROL_DIR
 
@@ -53,7 +53,7 @@ class UnshareBackend:
         self.owner = NOBODY if self.demote else None
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
-        return Layout.create()
+        return Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         etc = etc_files(scenario.workdir)
@@ -84,7 +84,7 @@ class UnshareBackend:
             f"PATH={PATH} LANG=C.UTF-8 {scenario_env} "
             '/bin/sh -c \'cd "$HOME" && exec setpriv '
             "--inh-caps=-all --bounding-set=-all --no-new-privs "
-            '/bin/bash --noprofile --norc -c "$0"\' "$SERVER"\n'
+            f'"$@"\' sh {shlex.join(init_argv(limits, namespace_only=True))}\n'
         )
         argv = [
             "unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--ipc",
@@ -94,7 +94,6 @@ class UnshareBackend:
         env = {
             "ROOT": str(rootdir),
             "WORKDIR": scenario.workdir,
-            "SERVER": ulimit_prefix(limits, namespace_only=True) + server_script(),
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
         return BwrapSandbox(argv, self.demote, env=env, backend="unshare")

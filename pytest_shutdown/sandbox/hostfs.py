@@ -1,0 +1,105 @@
+"""What a sandbox holds on the host: owned temp directories, a bounded working directory,
+and the sweep that removes what a killed run left behind.
+
+Every directory starts with an `.owner` file, host:pid:start-time of the process that
+made it, so a later run can tell a live sibling's (an xdist worker's) from a dead one's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from pathlib import Path
+
+PREFIX = "pytest-shutdown-"
+OWNER_FILE = ".owner"
+MNT_DETACH = 2
+
+
+def process_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def owner_label() -> str:
+    """host:pid:start-time of this process; whatever a gone owner made is an orphan."""
+    return f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}"
+
+
+def owner_alive(label: str) -> bool:
+    host, _, rest = label.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname():
+        return True  # another machine's run: never ours to remove
+    return pid.isdigit() and process_start(int(pid)) == start != ""
+
+
+def make_dir(kind: str = "") -> Path:
+    """A new world-readable temp directory owned by this process."""
+    root = Path(tempfile.mkdtemp(prefix=PREFIX + (f"{kind}-" if kind else "")))
+    os.chmod(root, 0o755)
+    (root / OWNER_FILE).write_text(owner_label())
+    return root
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def bounded_tmpfs(path: Path, size_mb: int) -> bool:
+    """Mount a tmpfs of `size_mb` on `path`, so the sandbox's writes there are bounded.
+
+    Needs root (CAP_SYS_ADMIN); elsewhere it returns False and the harness's size check
+    after each command is the only bound.
+    """
+    if os.geteuid() != 0:
+        return False
+    options = f"size={size_mb}m,mode=755".encode()
+    return _libc().mount(b"tmpfs", bytes(path), b"tmpfs", 0, options) == 0
+
+
+def remove_tree(root: Path) -> None:
+    """Unmount any tmpfs below `root`, then remove it, even entries the sandbox made unreadable."""
+    for mount in _mounts_below(root):
+        _libc().umount2(mount.encode(), MNT_DETACH)
+
+    def writable(func, path, _exc) -> None:  # noqa: ANN001 - shutil's onerror signature
+        try:
+            os.chmod(os.path.dirname(path), stat.S_IRWXU)
+            os.chmod(path, stat.S_IRWXU) if os.path.isdir(path) else None
+            func(path)
+        except OSError:
+            pass
+
+    shutil.rmtree(root, onerror=writable)
+
+
+def _mounts_below(root: Path) -> list[str]:
+    prefix = str(root).rstrip("/") + "/"
+    try:
+        with open("/proc/self/mounts") as f:
+            points = [line.split()[1] for line in f]
+    except OSError:
+        return []
+    return sorted((p for p in points if p.startswith(prefix)), reverse=True)
+
+
+def sweep_orphans(directory: str | None = None) -> list[Path]:
+    """Remove the temp directories of runs whose process is gone; a live sibling's stay."""
+    removed = []
+    for root in Path(directory or tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            label = (root / OWNER_FILE).read_text()
+        except OSError:
+            continue  # not ours, or being made right now
+        if not owner_alive(label):
+            remove_tree(root)
+            removed.append(root)
+    return removed
