@@ -4,21 +4,56 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from .agent import AgentConfig, run_episode
 from .episode import Episode
 from .errors import ShutdownConfigError
 from .models import load_model
 from .palisade import scenario_from_spec
+from .plugin import TIMEOUT_RULE, TURNS_RULE, command_timeout_ok, positive_int
 from .sandbox import KINDS, make_backend
+from .text import printable
+
+EPILOG = """exit status: 0 the episode complied (build-image: the image was built); 1 the episode
+ran and did not comply (sabotaged, no_trigger or error); 2 nothing ran: bad input, or an
+environment that is unavailable (no Docker engine, no bubblewrap, no API key), with a
+one-line message that names the fix."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block), exit 2 like every bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _max_turns(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not positive_int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {TURNS_RULE}")
+    return value
+
+
+def _command_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not command_timeout_ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {TIMEOUT_RULE}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pytest-shutdown", description=__doc__)
+    p = _Parser(prog="pytest-shutdown", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run one episode and print it")
+    run = sub.add_parser("run", help="run one episode and print it", epilog=EPILOG)
     run.add_argument("--model", default="scripted:compliant", help="model spec")
     run.add_argument("--base-url", default=None, help="base URL of the model's API")
     run.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -26,22 +61,41 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--scenario", default="palisade:A", help="palisade:<variant>")
     run.add_argument("--sandbox", default="auto", choices=KINDS)
     run.add_argument("--image", default=None, help="Docker image for --sandbox=docker")
-    run.add_argument("--max-turns", type=int, default=30)
-    run.add_argument("--command-timeout", type=float, default=15.0)
+    run.add_argument("--max-turns", type=_max_turns, default=30, help="model turns, >= 1")
+    run.add_argument("--command-timeout", type=_command_timeout, default=15.0,
+                     help=f"seconds per command, {TIMEOUT_RULE.removeprefix('a ')}")  # fmt: skip
     run.add_argument("--json", action="store_true", help="print the Episode as JSON")
-    image = sub.add_parser("build-image", help="build the default Docker image offline")
+    image = sub.add_parser("build-image", help="build the default Docker image offline",
+                           epilog=EPILOG)  # fmt: skip
     image.add_argument("--name", default=None, help="image name (default: the plugin's)")
+    for cmd in (run, image):  # for errors: who is speaking, and which flags it has
+        cmd.set_defaults(prog=cmd.prog, flags={s for a in cmd._actions for s in a.option_strings})
     return p
+
+
+def cli_flags(message: str, flags: set[str]) -> str:
+    """Shared code names the pytest options (`--shutdown-sandbox=docker`); under the CLI the
+    same error must name the CLI's own flag (`--sandbox=docker`). One without a CLI
+    counterpart stays, marked as a pytest option."""
+
+    def rename(m: re.Match[str]) -> str:
+        flag = f"--{m[1]}"
+        return flag + (m[2] or "") if flag in flags else f"{m[0]} (under pytest)"
+
+    return re.sub(r"--shutdown-([a-z][a-z-]*[a-z])(=[^\s,;)]*)?", rename, message)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "build-image":
-            from .images import build_image
+            from .images import NAME_RULE, build_image, valid_name
             from .sandbox.docker import DEFAULT_IMAGE
 
-            print(build_image(args.name or DEFAULT_IMAGE))
+            name = args.name or DEFAULT_IMAGE
+            if not valid_name(name):
+                raise ShutdownConfigError(f"--name {name!r} is not a valid image name: {NAME_RULE}")
+            print(build_image(name))
             return 0
         scenario = scenario_from_spec(args.scenario)
         model = load_model(args.model, args.model_arg, args.base_url)
@@ -52,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         config = AgentConfig(max_turns=args.max_turns, command_timeout=args.command_timeout)
         episode = asyncio.run(_run(scenario, model, backend, config))
     except ShutdownConfigError as exc:
-        print(f"pytest-shutdown: error: {exc}", file=sys.stderr)
+        message = printable(cli_flags(str(exc), args.flags), multiline=False)
+        print(f"{args.prog}: error: {message}", file=sys.stderr)
         return 2
     print(episode.to_json(indent=2) if args.json else episode.explain())
     return 0 if episode.complied else 1

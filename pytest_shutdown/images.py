@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import tarfile
 
-from .errors import ShutdownConfigError
+from .errors import SandboxUnavailable, ShutdownConfigError
 from .sandbox.base import AGENT_NAME, AGENT_UID
 from .sandbox.docker import DEFAULT_IMAGE, PATH
 
@@ -70,13 +71,52 @@ def rootfs_tar() -> bytes:
     return buf.getvalue()
 
 
-def build_image(name: str = DEFAULT_IMAGE) -> str:
-    """Import a minimal bash + busybox image into the local Docker engine; return its id."""
-    import docker
+_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_REGISTRY = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?/"
+_TAG = r":[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_NAME = re.compile(rf"(?:{_REGISTRY})?{_PART}(?:/{_PART})*(?:{_TAG})?")
+NAME_RULE = (
+    "lowercase letters and digits in /-separated parts joined by . _ or -, an optional "
+    f"registry host first and :tag last, e.g. {DEFAULT_IMAGE}"
+)
 
+
+def valid_name(name: str) -> bool:
+    """Docker's reference grammar without a digest: checked here, before the engine is asked."""
+    return len(name) <= 255 and _NAME.fullmatch(name) is not None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(getattr(exc, "explanation", None) or exc).split())
+
+
+def build_image(name: str = DEFAULT_IMAGE) -> str:
+    """Import a minimal bash + busybox image into the local Docker engine; return its id.
+
+    A bad name, an unreachable engine or a refused import is a one-line ShutdownConfigError
+    naming the fix (SandboxUnavailable when there is no engine), never a traceback.
+    """
+    import docker
+    from docker.errors import DockerException
+
+    if not valid_name(name):
+        raise ShutdownConfigError(f"image name {name!r} is not valid: {NAME_RULE}")
     repository, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "")
-    api = docker.from_env().api
-    result = api.import_image_from_data(
-        rootfs_tar(), repository=repository, tag=tag or "latest", changes=[f"ENV PATH={PATH}"]
-    )
+    try:
+        api = docker.from_env().api
+    except DockerException as exc:
+        raise SandboxUnavailable(
+            f"cannot reach the Docker engine ({_one_line(exc)}): start it, or point DOCKER_HOST "
+            "at a running one"
+        ) from exc
+    data = rootfs_tar()
+    try:
+        result = api.import_image_from_data(
+            data, repository=repository, tag=tag or "latest", changes=[f"ENV PATH={PATH}"]
+        )
+    except DockerException as exc:
+        raise ShutdownConfigError(
+            f"the Docker engine refused to import {name!r}: {_one_line(exc)}"
+        ) from exc
     return str(result).strip()

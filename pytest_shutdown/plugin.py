@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import Counter
 from collections.abc import Generator, Mapping
@@ -29,6 +30,7 @@ from .recording import MODES
 from .report import baseline_table, cells_table
 from .sandbox import KINDS
 from .stats import METHODS, NO_TRIGGER_RULES, Plan
+from .text import printable
 
 FIXTURES = ("sandboxed_agent", "shutdown_trigger")
 PLAN_ARGS = {"samples", "max_rate", "min_rate", "confidence", "method", "sequential",
@@ -71,6 +73,23 @@ OPTIONS = [
 ]  # fmt: skip
 
 _STASH = pytest.StashKey["State"]()
+
+# A day per command: enough for any task, and larger values overflow the sandboxes' timers.
+MAX_COMMAND_TIMEOUT = 86_400
+TURNS_RULE = "an integer >= 1"
+TIMEOUT_RULE = f"a finite number of seconds, > 0 and <= {MAX_COMMAND_TIMEOUT}"
+
+
+def positive_int(value: object) -> bool:
+    """Shared by the options, the marker and the CLI, so each interface refuses the same."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def command_timeout_ok(value: object) -> bool:
+    """NaN and infinity pass a plain `> 0` and then break the episode: refuse them here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and 0 < value <= MAX_COMMAND_TIMEOUT
 
 
 class State:
@@ -178,8 +197,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             f"shutdown_sandbox = {settings.sandbox!r}; choose one of {', '.join(KINDS)}"
         )
-    if settings.max_turns < 1 or settings.command_timeout <= 0:
-        raise pytest.UsageError("--shutdown-max-turns and --shutdown-command-timeout must be > 0")
+    if not positive_int(settings.max_turns):
+        raise pytest.UsageError(f"--shutdown-max-turns={settings.max_turns} must be {TURNS_RULE}")
+    if not command_timeout_ok(settings.command_timeout):
+        raise pytest.UsageError(
+            f"--shutdown-command-timeout={settings.command_timeout} must be {TIMEOUT_RULE}"
+        )
     # A bad spec or model arg is a usage error now, not a failure later.
     load_model(settings.model, settings.model_args, settings.base_url)
     cache = getattr(config, "cache", None)
@@ -247,16 +270,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
             for name in ("concurrency", "max_turns"):
                 value = marker.kwargs.get(name, 1)
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                if not positive_int(value):
                     raise pytest.UsageError(
-                        f"{item.nodeid}: @pytest.mark.shutdown({name}={value!r}) must be an "
-                        "integer >= 1"
+                        f"{item.nodeid}: @pytest.mark.shutdown({name}={value!r}) must be "
+                        f"{TURNS_RULE}"
                     )
             timeout = marker.kwargs.get("command_timeout", 1)
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            if not command_timeout_ok(timeout):
                 raise pytest.UsageError(
                     f"{item.nodeid}: @pytest.mark.shutdown(command_timeout={timeout!r}) must be "
-                    "a number of seconds > 0"
+                    f"{TIMEOUT_RULE}"
                 )
             if marker.kwargs.get("sandbox", "auto") not in KINDS:
                 raise pytest.UsageError(
@@ -436,12 +459,14 @@ class SessionGate:
         )
         terminalreporter.write_line(f"{total} episodes: {parts}")
         state = self.config.stash[_STASH]
+        # Model names, cell keys and failures quote files and markers: escape them.
         for line in session_lines(self.episodes, state.prices, state.ledger):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(printable(line))
         if self.cells:
             terminalreporter.write_line(cells_table(self.cells, self.multiplicity))
         if self.comparisons:
             terminalreporter.write_line(baseline_table(self.comparisons))
         for failure in self.failures:
-            terminalreporter.write_line(f"FAILED: {failure}", red=True)
-        terminalreporter.write_line(f"episodes logged to {self.config.stash[_STASH].log.path}")
+            terminalreporter.write_line(f"FAILED: {printable(failure)}", red=True)
+        log = printable(str(self.config.stash[_STASH].log.path))
+        terminalreporter.write_line(f"episodes logged to {log}")

@@ -68,14 +68,49 @@ def test_marker_arguments_override_options(pytester):
         (["--shutdown-model=scripted:nope"], "*unknown scripted policy 'nope'*"),
         (["--shutdown-model=gpt5"], "*cannot parse model spec 'gpt5'*"),
         (["--shutdown-sandbox=vm"], "*invalid choice: 'vm'*"),
-        (["--shutdown-max-turns=0"], "*must be > 0*"),
+        (["--shutdown-max-turns=0"], "*--shutdown-max-turns=0 must be an integer >= 1"),
+        *[
+            ([f"--shutdown-command-timeout={bad}"],
+             f"*--shutdown-command-timeout={bad} must be a finite number of seconds, > 0 and "
+             "<= 86400")
+            for bad in ("nan", "inf", "-inf", "-1.0", "0.0", "1e+300", "86401.0")
+        ],
     ],
-)
+)  # fmt: skip
 def test_bad_options_are_usage_errors(suite, args, message):
     """Bad options stop the run before any test, with a message naming the fix."""
-    result = suite.runpytest(*args)
-    assert result.ret != 0
+    result = suite.runpytest(BWRAP, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("ini", ["shutdown_max_turns = 0", "shutdown_command_timeout = nan"])
+def test_bad_ini_values_are_usage_errors(suite, ini):
+    """The same values from the ini file are refused the same way, before any episode."""
+    suite.makeini(f"[pytest]\n{ini}\n")
+    result = suite.runpytest(BWRAP)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*must be a*"])
+
+
+@pytest.mark.parametrize(
+    "marker", ["command_timeout=float('nan')", "command_timeout=float('inf')", "max_turns=0"]
+)
+def test_bad_marker_limits_are_usage_errors(pytester, marker):
+    """A marker's max_turns and command_timeout obey the rules of the options."""
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.shutdown({marker})
+        def test_one(sandboxed_agent, shutdown_trigger):
+            open("episode-ran", "w").close()
+            sandboxed_agent.run(shutdown_trigger(variant="A"))
+    """)
+    result = pytester.runpytest(BWRAP)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*@pytest.mark.shutdown(*) must be a*"])
+    assert not (pytester.path / "episode-ran").exists()
 
 
 def test_unknown_marker_argument_is_a_collection_error(pytester):
