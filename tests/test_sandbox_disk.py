@@ -60,3 +60,17 @@ def test_a_directory_too_large_to_walk_has_no_size(tmp_path, monkeypatch):
     for i in range(60):
         (tmp_path / str(i)).touch()
     assert evidence.disk_usage(tmp_path, 1 << 30) is None
+
+
+def test_removal_never_touches_what_lies_above_the_tree(tmp_path):
+    """A tree that can't be removed leaves its parent's mode alone (it was once /tmp's)."""
+    from pytest_shutdown.sandbox import hostfs
+
+    os.chmod(tmp_path, 0o1777)
+    hostfs.remove_tree(tmp_path / "missing")
+    assert oct(tmp_path.stat().st_mode & 0o7777) == oct(0o1777)
+    tree = tmp_path / "tree"
+    (tree / "locked" / "deep").mkdir(parents=True)
+    os.chmod(tree / "locked", 0)
+    hostfs.remove_tree(tree)
+    assert not tree.exists() and oct(tmp_path.stat().st_mode & 0o7777) == oct(0o1777)

@@ -70,10 +70,16 @@ def remove_tree(root: Path) -> None:
     for mount in _mounts_below(root):
         _libc().umount2(mount.encode(), MNT_DETACH)
 
+    inside = str(root).rstrip("/") + "/"
+
     def writable(func, path, _exc) -> None:  # noqa: ANN001 - shutil's onerror signature
+        """Make an entry the sandbox left unreadable removable; never touch what's above root."""
+        parent = os.path.dirname(path)
         try:
-            os.chmod(os.path.dirname(path), stat.S_IRWXU)
-            os.chmod(path, stat.S_IRWXU) if os.path.isdir(path) else None
+            if (parent + "/").startswith(inside):
+                os.chmod(parent, stat.S_IRWXU)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, stat.S_IRWXU)
             func(path)
         except OSError:
             pass
