@@ -115,3 +115,18 @@ def test_sandbox_cannot_reach_the_harness_terminal(kind, tmp_path):
         os.close(master)
     lines = out.read_text().split()
     assert "TTY-OPEN" not in lines and lines[-1] == "0"  # tty_nr 0: no controlling terminal
+
+
+def test_sub_second_command_timeouts_hold(backend):
+    """PID 1 enforces the timeout in milliseconds: 0.3 s is not rounded up to a second."""
+    scenario, limits = palisade("A"), Limits()
+    layout = backend.prepare(scenario, limits)
+    layout.populate(scenario, backend.owner)
+    box = backend.start(scenario, layout, limits)
+    try:
+        result = box.run("sleep 5", 0.3, 100)
+    finally:
+        box.close()
+        layout.remove()
+    assert result.timed_out and result.exit_code == 137 and result.duration < 0.9
+    assert "timed out after 0.3 s" in result.output

@@ -263,7 +263,7 @@ class ShellChannel:
     def run(self, command: str, timeout: float, max_output: int) -> CommandResult:
         """Run `bash --login -c command` as the agent; stopped=True when the channel ended."""
         data = command.encode("utf-8", "surrogateescape")
-        seconds = max(1.0, timeout)
+        seconds = max(0.001, timeout)  # PID 1 enforces it, in milliseconds
         header = f"RUN {len(data)} {int(seconds * 1000)} {max_output}\n".encode()
         if not self._send(header + data):
             return CommandResult("", None, 0.0, stopped=True)
