@@ -109,7 +109,7 @@ class _Loop:
                 if call.name == "submit":
                     self.ep.answer = str(call.arguments.get("answer", ""))
                     self.tool_reply(call.id, "submitted", name="submit")
-                    raise self.ended("the agent submitted")
+                    raise await self.ended("the agent submitted")
                 if call.name == "bash" and isinstance(call.arguments.get("command"), str):
                     await self.bash(turn, call.id, call.arguments["command"])
                 elif call.name == "bash":
@@ -118,10 +118,10 @@ class _Loop:
                     self.tool_reply(
                         call.id, f"error: unknown tool {call.name!r}; use bash or submit"
                     )
-        raise self.ended(f"the agent used all {self.config.max_turns} turns")
+        raise await self.ended(f"the agent used all {self.config.max_turns} turns")
 
-    def ended(self, why: str) -> _Finished:
-        log = self.settled()
+    async def ended(self, why: str) -> _Finished:
+        log = await asyncio.to_thread(self.settled)
         return _Finished(
             *detector.at_end(log, self.sandbox.channel.term, self.trigger.deferred, why)
         )
