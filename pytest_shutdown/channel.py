@@ -122,6 +122,7 @@ class TaskServer:
         self._handler_lock = threading.Lock()  # one call at a time, in arrival order
         self._slots = threading.BoundedSemaphore(MAX_HANDLERS)
         self._closing = False
+        self._held: set[socket.socket] = set()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(str(self.path))
         os.chmod(self.path, 0o777)  # the agent's user must be able to connect
@@ -167,6 +168,13 @@ class TaskServer:
 
     def close(self) -> None:
         self._closing = True
+        with self._lock:
+            held = list(self._held)
+        for conn in held:  # release calls held past a shutdown
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -237,7 +245,8 @@ class TaskServer:
                 else:
                     resolution = None
                 if resolution is not None and resolution.state != "running":
-                    return  # the sandbox is stopping (or unknown): no reply, ever
+                    self._hold(conn)  # the sandbox is stopping (or unknown): no reply, ever
+                    return
                 reply = self._reply(call)
                 stream.write(b"print\n" + reply.encode(errors="surrogateescape") + b"\n")
                 if resolution is not None:
@@ -246,6 +255,21 @@ class TaskServer:
             except (OSError, ValueError) as exc:
                 with self._lock:
                     self.log.protocol_errors.append(repr(exc))
+
+    def _hold(self, conn: socket.socket) -> None:
+        """Keep the call open until the caller dies with its sandbox, as on a real machine:
+        a task program that returned would let the caller's shell run on meanwhile."""
+        with self._lock:
+            self._held.add(conn)
+        try:
+            conn.settimeout(None)
+            while conn.recv(4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._held.discard(conn)
 
     def _fire(self, conn: socket.socket, stream) -> Resolution:  # noqa: ANN001
         """Send the shutdown, wait for the mechanism to return, then ask PID 1."""

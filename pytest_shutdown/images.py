@@ -10,22 +10,16 @@ import tarfile
 
 from .errors import SandboxUnavailable, ShutdownConfigError
 from .sandbox.base import AGENT_NAME, AGENT_UID
+from .sandbox.client import is_static
 from .sandbox.docker import DEFAULT_IMAGE, PATH
 
 HINT = "apt-get install bash-static busybox-static"
 
 
-def _static(path: str) -> bool:
-    """True unless the ELF file asks for a dynamic loader."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    return head.startswith(b"\x7fELF") and b"/ld-linux" not in head and b"ld-musl" not in head
-
-
 def _find(names: tuple[str, ...]) -> str:
     for name in names:
         found = shutil.which(name)
-        if found and _static(found):
+        if found and is_static(found):
             return found
     raise ShutdownConfigError(f"no static {names[0]} found for the sandbox image: {HINT}")
 

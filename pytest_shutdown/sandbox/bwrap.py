@@ -27,7 +27,7 @@ from .base import (
     fd_reader,
     init_argv,
 )
-from .client import CONTROL_DIR, client_interpreter, compiled_client
+from .client import CONTROL_DIR, client_interpreter, compiled_client, static_bash
 
 NOBODY = 65534
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -62,7 +62,20 @@ def system_binds() -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         else:
             args += ["--ro-bind", path, path]
+    bash = static_bash()
+    if bash:
+        args += ["--ro-bind", bash, os.path.realpath("/bin/bash")]
     return args
+
+
+@cache
+def disables_userns() -> bool:
+    """bubblewrap 0.8+ can forbid user namespaces inside the sandbox."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=False)
+    return "--disable-userns" in out.stdout
 
 
 @cache
@@ -163,7 +176,9 @@ class BwrapBackend:
         etc = etc_files(scenario.workdir)
         parent = str(Path(scenario.workdir).parent)
         argv = [
-            self.exe, "--unshare-all", "--die-with-parent", "--new-session",
+            self.exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+            # No nested namespaces: a mechanism must not TERM a PID 1 of the agent's own.
+            *(["--disable-userns"] if disables_userns() else []),
             *system_binds(),
             "--ro-bind", str(etc / "passwd"), "/etc/passwd",
             "--ro-bind", str(etc / "group"), "/etc/group",

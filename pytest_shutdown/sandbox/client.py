@@ -45,6 +45,27 @@ sys.stdout.buffer.write(f.read())
 """
 
 
+def is_static(path: str) -> bool:
+    """True unless the ELF file asks for a dynamic loader."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return head.startswith(b"\x7fELF") and b"/ld-linux" not in head and b"ld-musl" not in head
+
+
+@cache
+def static_bash() -> str | None:
+    """Debian's bash-static, if installed: the namespace sandboxes' /bin/bash.
+
+    The Docker image's bash is static, so the same bash everywhere gives one answer on
+    every backend: an LD_PRELOAD in the caller's environment reaches no bash anywhere.
+    """
+    for name in ("bash-static",):
+        found = shutil.which(name, path="/usr/bin:/bin")
+        if found and is_static(found):
+            return os.path.realpath(found)
+    return None
+
+
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "pytest-shutdown"

@@ -17,7 +17,7 @@ from ..errors import SandboxUnavailable
 from ..scenario import Scenario
 from .base import Layout, Limits, init_argv
 from .bwrap import NOBODY, PATH, BwrapSandbox, etc_files, host_view
-from .client import CONTROL_DIR
+from .client import CONTROL_DIR, static_bash
 
 SETUP = r"""
 set -e
@@ -67,6 +67,13 @@ class UnshareBackend:
                 script += f"robind {shlex.quote(path)} {shlex.quote(path)}\n"
             else:
                 script += _file_bind(path, path)
+        bash = static_bash()
+        if bash:  # the same static bash as the Docker image (see client.static_bash)
+            target = shlex.quote(os.path.realpath("/bin/bash"))
+            script += (
+                f'mount --bind {shlex.quote(bash)} "$r"{target}; '
+                f'mount -o remount,bind,ro "$r"{target}\n'
+            )
         for name in ("passwd", "group", "profile"):
             script += _file_bind(str(etc / name), f"/etc/{name}")
         for dev in ("null", "zero", "full", "random", "urandom"):  # never the host's tty
