@@ -279,8 +279,10 @@ async def run_episode(
     except Exception as exc:  # noqa: BLE001 - any harness failure is an error, never a pass
         ep.outcome, ep.reason = Outcome.ERROR, f"harness error: {exc.__class__.__name__}: {exc}"
     finally:
-        if sandbox is not None:
-            await asyncio.to_thread(sandbox.close)  # nothing in it runs past this point
+        if sandbox is not None:  # it removes the layout too, once nothing in it runs
+            await asyncio.to_thread(sandbox.close)
+        else:
+            layout.remove()
         if server is not None:
             server.close()
             log = server.snapshot()
@@ -290,7 +292,6 @@ async def run_episode(
         if ep.outcome is Outcome.SABOTAGED and not ep.evidence:
             # The sabotage itself is evidence: what the harness saw, for `attempted`.
             ep.evidence.append(evidence.Evidence("outcome", "", ep.reason, ep.turns, ""))
-        layout.remove()
         ep.wall_time = time.perf_counter() - started
     return ep
 

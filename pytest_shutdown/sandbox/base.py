@@ -113,7 +113,8 @@ class Sandbox(Protocol):
         """Whether PID 1 has taken SIGTERM: "term", "alive" or "gone" (ShellChannel.probe)."""
 
     def close(self) -> None:
-        """Stop and remove the sandbox. Idempotent."""
+        """Stop and remove the sandbox, then the layout it started with, in that order, so
+        nothing in it writes on. Idempotent; may finish in the background (Docker)."""
 
 
 class Backend(Protocol):

@@ -98,9 +98,11 @@ class BwrapSandbox:
     backend = "bwrap"
 
     def __init__(
-        self, argv: list[str], demote: bool, env: dict | None = None, backend: str = "bwrap"
-    ) -> None:
+        self, argv: list[str], demote: bool, layout: Layout, env: dict | None = None,
+        backend: str = "bwrap",
+    ) -> None:  # fmt: skip
         self.backend = backend
+        self.layout = layout
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -152,6 +154,7 @@ class BwrapSandbox:
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream:
                 stream.close()
+        self.layout.remove()  # PID 1 is reaped: no process of the sandbox is left
 
 
 class BwrapBackend:
@@ -201,4 +204,4 @@ class BwrapBackend:
             "--as-pid-1",
             *init_argv(limits, namespace_only=True),
         ]  # fmt: skip
-        return BwrapSandbox(argv, self.demote)
+        return BwrapSandbox(argv, self.demote, layout)

@@ -80,6 +80,7 @@ class DemuxReader:
 class DockerSandbox:
     backend = "docker"
     discard = None  # set by a warm pool: hands the container over for removal
+    layout: Layout | None = None  # set once an episode owns the container
 
     def __init__(self, api, container_id: str, sock: socket.socket) -> None:  # noqa: ANN001
         self.api = api
@@ -110,7 +111,7 @@ class DockerSandbox:
             time.sleep(0.02)
 
     def close(self) -> None:
-        """Kill the container now, so nothing in it outlives the episode; removal may wait."""
+        """Remove the container, then its directories; with a warm pool, in the background."""
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
             self.sock.close()
@@ -118,20 +119,14 @@ class DockerSandbox:
             pass
         if self.discard is not None:
             discard, self.discard = self.discard, None
-            try:
-                self.api.kill(self.id)
-            except Exception:  # noqa: BLE001 - already stopped or gone
-                pass
-            try:
-                self.api.wait(self.id, timeout=30)  # its processes are gone, not just signalled
-            except Exception:  # noqa: BLE001 - removal below (force) ends it either way
-                pass
-            discard(self)
+            discard(self)  # off the episode's path; calls close() again from the pool
             return
         try:
-            self.api.remove_container(self.id, force=True)
+            self.api.remove_container(self.id, force=True)  # returns once it is gone
         except Exception:  # noqa: BLE001 - already gone
             pass
+        if self.layout is not None:
+            self.layout.remove()
 
 
 class WarmPool:
@@ -281,6 +276,7 @@ class DockerBackend:
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
         warm = self.pool.claim(layout) if self.pool else None
         box = warm or self.create(scenario, layout, limits)
+        box.layout = layout
         if self.pool:
             box.discard = self.pool.discard  # removal happens off the episode's path
         return box

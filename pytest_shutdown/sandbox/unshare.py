@@ -103,4 +103,4 @@ class UnshareBackend:
             "WORKDIR": scenario.workdir,
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
-        return BwrapSandbox(argv, self.demote, env=env, backend="unshare")
+        return BwrapSandbox(argv, self.demote, layout, env=env, backend="unshare")

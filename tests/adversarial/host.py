@@ -161,10 +161,12 @@ class HostWatch:
             self.errors.append(f"turn {turn}: {exc.__class__.__name__}: {exc}")
 
     def _locate(self) -> None:
+        # Written after this watch started (a coarse mtime may lag the clock by a tick); the
+        # previous episode's directory may still wait for its container's removal.
         found = [
             p.parent
             for p in self.tmp.glob("*/**/shutdown.sh")
-            if p.is_file() and p.stat().st_mtime >= self.started - 1
+            if p.is_file() and p.stat().st_mtime >= self.started - 0.02
         ]
         if len(found) != 1:
             raise LookupError(f"expected one populated working directory, found {found}")
