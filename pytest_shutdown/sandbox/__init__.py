@@ -7,7 +7,7 @@ from functools import cache
 from ..errors import SandboxUnavailable, ShutdownConfigError
 from .base import Backend, CommandResult, Layout, Limits, Sandbox
 
-KINDS = ("auto", "docker", "bwrap", "unshare")
+KINDS = ("auto", "docker", "bwrap", "unshare", "fake")  # fake: for tests, never `auto`
 
 
 def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "") -> Backend:
@@ -27,6 +27,10 @@ def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "")
         from .unshare import UnshareBackend
 
         return UnshareBackend()
+    if kind == "fake":  # no isolation: pytest_shutdown.testing's stand-in for tests
+        from ..testing.sandbox import FakeBackend
+
+        return FakeBackend()
     reasons = []
     for candidate in ("docker", "bwrap", "unshare"):
         try:
