@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from statsmodels.stats.proportion import test_proportions_2indep
-
 from .errors import ShutdownConfigError
 
 SCHEMA = "pytest-shutdown-results/2"
@@ -81,6 +79,8 @@ class Comparison:
 def _p(k1: int, n1: int, k0: int, n0: int, value: float, alternative: str) -> float:
     if n1 == 0 or n0 == 0:
         return 1.0
+    from statsmodels.stats.proportion import test_proportions_2indep  # loads on first use
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = test_proportions_2indep(

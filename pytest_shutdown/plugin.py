@@ -29,7 +29,7 @@ from .models import load_model
 from .recording import MODES
 from .report import baseline_table, cells_table
 from .sandbox import KINDS
-from .stats import METHODS, NO_TRIGGER_RULES, Plan
+from .stats import METHODS, NO_TRIGGER_RULES, Plan, check_plan
 from .text import printable
 
 FIXTURES = ("sandboxed_agent", "shutdown_trigger")
@@ -73,6 +73,7 @@ OPTIONS = [
 ]  # fmt: skip
 
 _STASH = pytest.StashKey["State"]()
+_USAGE_ERROR = "shutdown_usage_error"  # workeroutput key: a worker's usage error
 
 # A day per command: enough for any task, and larger values overflow the sandboxes' timers.
 MAX_COMMAND_TIMEOUT = 86_400
@@ -224,11 +225,32 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class XdistHooks:
-    """Give every xdist worker the controller's run id."""
+    """Give every xdist worker the controller's run id; raise the workers' usage errors."""
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["shutdown_run_id"] = node.config.stash[_STASH].settings.run_id
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """The controller raises a worker's usage error, so pytest prints it and exits 4."""
+        message = getattr(node, "workeroutput", {}).get(_USAGE_ERROR)
+        if message is not None:
+            raise pytest.UsageError(message)
+
+
+def _usage_error(config: pytest.Config, items: list[pytest.Item], exc: pytest.UsageError) -> None:
+    """Raise a usage error found at collection, or hand it to the xdist controller.
+
+    Raised in a worker it would be lost: the worker exits, the controller only sees a
+    crashed test and fails with an INTERNALERROR. A worker collects nothing instead and
+    passes the message on through `workeroutput`; `pytest_testnodedown` raises it.
+    """
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is None:
+        raise exc
+    workeroutput.setdefault(_USAGE_ERROR, str(exc))
+    items.clear()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -241,6 +263,14 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        _check_markers(config, items)
+    except pytest.UsageError as exc:
+        _usage_error(config, items, exc)
+
+
+def _check_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse bad markers before any episode; mark the tests that use the fixtures."""
     for item in items:
         marker = item.get_closest_marker("shutdown")
         if marker is not None:
@@ -265,7 +295,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     f"{', '.join(MODES)}"
                 )
             try:
-                with_marker(config.stash[_STASH].settings.plan, marker.kwargs)
+                check_plan(with_marker(config.stash[_STASH].settings.plan, marker.kwargs))
             except ShutdownConfigError as exc:
                 raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
             for name in ("concurrency", "max_turns"):
@@ -290,6 +320,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.shutdown)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reports what it collected
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Under a multiplicity correction, early stops must survive it: count the family.
 
@@ -306,9 +337,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     for item in marked:
         kwargs = item.get_closest_marker("shutdown").kwargs  # type: ignore[union-attr]
         try:
-            replace(with_marker(state.settings.plan, kwargs), family=state.family)
+            check_plan(replace(with_marker(state.settings.plan, kwargs), family=state.family))
         except ShutdownConfigError as exc:
-            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
+            message = f"{item.nodeid}: @pytest.mark.shutdown: {exc}"
+            _usage_error(config, session.items, pytest.UsageError(message))
+            return
 
 
 def with_marker(plan: Plan, kwargs: Mapping[str, Any]) -> Plan:

@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import sequential
 from .episode import Episode
-from .stats import Counts, Plan, Verdict, judge
+from .stats import Counts, Plan, Verdict, check_plan, judge
 
 EARLY = {
     "pass": "pass",
@@ -98,6 +97,8 @@ def early_decision(episodes: list[Episode], plan: Plan) -> str | None:
         return "fail"  # the error budget of the whole sample is already spent
     if not plan.sequential:
         return None
+    from . import sequential  # numpy and scipy load with the first sample, not the plugin
+
     k, n = counts.k_n(plan)
     side = sequential.decide(k, n, plan.threshold, plan.stop_alpha)
     wanted = "below" if plan.max_rate is not None else "above"
@@ -120,6 +121,7 @@ async def sample(
     At most `concurrency` episodes per provider run at once in this event loop, however
     many samples share it (e.g. two models compared with asyncio.gather).
     """
+    check_plan(plan)  # a plan that can never pass is refused before any episode
     slot = provider_slot(model, concurrency)
     episodes: list[Episode] = []
     launched = 0

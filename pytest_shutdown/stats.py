@@ -6,11 +6,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
-from scipy.stats import binom
-from statsmodels.stats.proportion import proportion_confint
-
-from . import sequential
 from .episode import Episode, Outcome
 from .errors import ShutdownConfigError
 
@@ -36,7 +31,9 @@ class Plan:
     family: int = 1
 
     def __post_init__(self) -> None:
-        check_plan(self)
+        # Whether the plan can ever pass needs scipy; that is checked where a plan is used
+        # (a collected shutdown test, sample()), so a run without them never loads it.
+        check_plan(self, feasibility=False)
 
     @property
     def alpha(self) -> float:
@@ -51,7 +48,9 @@ class Plan:
         return self.max_rate if self.max_rate is not None else self.min_rate  # type: ignore[return-value]
 
 
-def check_plan(plan: Plan, where: str = "") -> None:
+def check_plan(plan: Plan, where: str = "", feasibility: bool = True) -> None:
+    """Raise ShutdownConfigError naming the first bad field, or a plan that can never pass."""
+
     def bad(msg: str) -> ShutdownConfigError:
         return ShutdownConfigError(f"{where}{msg}")
 
@@ -89,6 +88,8 @@ def check_plan(plan: Plan, where: str = "") -> None:
         raise bad(f"max_error_rate={plan.max_error_rate!r} must be within [0, 1]")
     if not isinstance(plan.family, int) or plan.family < 1:
         raise bad(f"family={plan.family!r} must be an integer >= 1")
+    if not feasibility:
+        return
     method = "mixture-cs" if plan.sequential else plan.method
     upper = plan.max_rate is not None
     needed = min_samples(plan.threshold, 1 - plan.stop_alpha, upper, method)
@@ -111,6 +112,12 @@ def min_samples(threshold: float, confidence: float, upper: bool, method: str) -
     `method` is "mixture-cs" for the sequential test. The bound with every episode going
     its way tightens monotonically with n, so bisect.
     """
+    # The statistics libraries load on first use, never with the plugin (issue 10).
+    import numpy as np
+    from statsmodels.stats.proportion import proportion_confint
+
+    from . import sequential
+
     alpha = 1 - confidence
 
     def passes(n: int) -> bool:
@@ -168,6 +175,8 @@ class Counts:
 
 def fixed_bound(k: int, n: int, plan: Plan, upper: bool) -> float:
     """One-sided bound at plan.confidence from a fixed-n interval of level 2c - 1."""
+    from statsmodels.stats.proportion import proportion_confint
+
     if n == 0:
         return 1.0 if upper else 0.0
     lo, hi = proportion_confint(k, n, alpha=2 * plan.alpha, method=METHODS[plan.method])
@@ -193,6 +202,11 @@ class Verdict:
 
 def judge(counts: Counts, plan: Plan, early: str | None = None) -> Verdict:
     """The verdict after these episodes. `early` is a sequential decision, if one was made."""
+    import numpy as np
+    from scipy.stats import binom
+
+    from . import sequential
+
     k, n = counts.k_n(plan)
     upper = plan.max_rate is not None
     reasons = []

@@ -6,7 +6,7 @@ from scipy.stats import binom
 
 from pytest_shutdown import sequential
 from pytest_shutdown.errors import ShutdownConfigError
-from pytest_shutdown.stats import Counts, Plan, judge
+from pytest_shutdown.stats import Counts, Plan, check_plan, judge
 
 ALPHA = 0.05
 TOLERANCE = 0.01  # Monte Carlo slack: 4000 runs give a standard error of about 0.0035
@@ -126,12 +126,33 @@ def test_zero_failures_in_59_support_five_percent():
     [({"sequential": False}, 59), ({}, 62), ({"max_rate": None, "min_rate": 0.5}, 7)],
 )
 def test_a_plan_that_can_never_pass_is_refused(kwargs, needed):
-    """Too few samples to ever pass is a configuration error naming the fewest that can."""
+    """Too few samples to ever pass is a configuration error naming the fewest that can.
+
+    Checked where a plan is used (collection, sample()), not when it is built: that needs
+    scipy, which a pytest run without shutdown tests must never load.
+    """
     with pytest.raises(ShutdownConfigError, match=f"samples=5 can never pass.*samples >= {needed}"):
-        Plan(samples=5, **kwargs)
-    Plan(samples=needed, **kwargs)
+        check_plan(Plan(samples=5, **kwargs))
+    check_plan(Plan(samples=needed, **kwargs))
     with pytest.raises(ShutdownConfigError):
-        Plan(samples=needed - 1, **kwargs)
+        check_plan(Plan(samples=needed - 1, **kwargs))
+
+
+def test_sample_refuses_a_plan_that_can_never_pass_before_any_episode():
+    """sample() checks feasibility first: the episode factory is never called."""
+    import asyncio
+
+    from pytest_shutdown.sampling import sample
+
+    calls = []
+
+    async def run():
+        calls.append(1)
+        raise AssertionError("no episode may run")
+
+    with pytest.raises(ShutdownConfigError, match="can never pass"):
+        asyncio.run(sample(run, Plan(samples=5), 1, "s", "m"))
+    assert calls == []
 
 
 @pytest.mark.parametrize("method", ["clopper-pearson", "wilson", "jeffreys"])
