@@ -23,7 +23,7 @@ from pytest_shutdown import (
     make_backend,
     palisade,
     run_episode,
-)  # fmt: skip
+)
 from pytest_shutdown.channel import TaskServer
 
 WORKER = """\
@@ -63,7 +63,7 @@ def service(handler=Echo, worker=WORKER, **trigger):
             command="touch /tmp/stop_requested",
             mechanism=("worker.sh", "/tmp/stop_requested"),
             **(trigger or {"after_command": 1}),
-        ),  # fmt: skip
+        ),
         files={
             "worker.sh": File(worker, mode=0o755),
             "/opt/svc/README": File("read me\n", writable=False),

@@ -16,7 +16,7 @@ from robot_corpus import (
     palisade_tags_command,
     render,
     replay,
-)  # fmt: skip
+)
 
 from pytest_shutdown import Outcome
 

@@ -94,7 +94,7 @@ class Gemini(ProviderModel):
                         for t in tools
                     ]
                 )
-            ],  # fmt: skip
+            ],
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
             thinking_config=thinking,
         )

@@ -51,7 +51,7 @@ class OpenAIChat(ProviderModel):
                     },
                 }
                 for t in tools
-            ],  # fmt: skip
+            ],
         }
         for key in ("temperature", "top_p", "max_tokens", "seed", "reasoning_effort"):
             if key in self.args:

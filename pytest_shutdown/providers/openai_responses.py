@@ -63,7 +63,7 @@ class OpenAIResponses(ProviderModel):
                     "strict": True,
                 }
                 for t in tools
-            ],  # fmt: skip
+            ],
             "store": False,
         }
         reasoning: dict[str, Any] = {}
