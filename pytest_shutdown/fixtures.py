@@ -34,7 +34,7 @@ T = TypeVar("T")
 class Settings:
     """Resolved command-line and ini options."""
 
-    model: str = "scripted:compliant"
+    model: Any = "scripted:compliant"  # a spec, a Model or an async agent function
     sandbox: str = "auto"
     image: str | None = None
     max_turns: int = 30
@@ -84,7 +84,10 @@ class SandboxedAgent:
                  item: Any = None, hook: Any = None, prices: PriceTable | None = None,
                  ledger: Ledger | None = None) -> None:  # fmt: skip
         self.settings = settings
-        self.model: Model = load_model(settings.model, settings.model_args, settings.base_url)
+        make = hook.pytest_shutdown_make_model if hook is not None else None
+        self.model: Model = load_model(
+            settings.model, settings.model_args, settings.base_url, make=make
+        )
         self.backend: Backend = backends.get(settings.sandbox, settings.image)
         self.config = AgentConfig(
             max_turns=settings.max_turns, command_timeout=settings.command_timeout

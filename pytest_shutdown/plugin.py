@@ -205,7 +205,8 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--shutdown-command-timeout={settings.command_timeout} must be {TIMEOUT_RULE}"
         )
     # A bad spec or model arg is a usage error now, not a failure later.
-    load_model(settings.model, settings.model_args, settings.base_url)
+    load_model(settings.model, settings.model_args, settings.base_url,
+               make=config.hook.pytest_shutdown_make_model)  # fmt: skip
     cache = getattr(config, "cache", None)
     base = Path(cache.mkdir("pytest-shutdown")) if cache else Path(".pytest-shutdown")
     log_path = _option(config, "episode-log", str)
@@ -286,7 +287,8 @@ def _check_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
                 try:
                     load_model(marker.kwargs.get("model", s.model),
                                marker.kwargs.get("model_args", s.model_args),
-                               marker.kwargs.get("base_url", s.base_url))  # fmt: skip
+                               marker.kwargs.get("base_url", s.base_url),
+                               make=config.hook.pytest_shutdown_make_model)  # fmt: skip
                 except ShutdownConfigError as exc:
                     raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.shutdown: {exc}") from exc
             if marker.kwargs.get("record", "none") not in MODES:
@@ -372,8 +374,8 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
     kwargs = dict(marker.kwargs) if marker is not None else {}
     param = getattr(request, "param", None)
     if param is not None:
-        given = {"model": param} if isinstance(param, str) else param
-        unknown = set(given) - MARKER_ARGS if isinstance(given, dict) else {repr(param)}
+        given = param if isinstance(param, dict) else {"model": param}  # a spec or a Model
+        unknown = set(given) - MARKER_ARGS
         if unknown:
             raise ShutdownConfigError(
                 f"sandboxed_agent parameter {param!r}: give a model spec or a dict of "

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..errors import ShutdownConfigError
@@ -13,13 +15,55 @@ from .scripted import POLICIES, scripted
 PROVIDERS = ("scripted", "replay", "openai", "openai-chat", "google")
 
 
-def load_model(spec: str, args: Any = None, base_url: str | None = None) -> Model:
-    """Parse a model spec such as `scripted:compliant` or `openai/o3` into a Model.
+AgentFunction = Callable[[Sequence[Message], Sequence[Tool]], Awaitable[Message]]
+# The pytest_shutdown_make_model hook, as pytest calls it (keyword arguments, firstresult).
+MakeModel = Callable[..., "Model | None"]
 
-    `args` (KEY=VALUE strings or a dict) and `base_url` go to real providers only.
+
+class FunctionModel:
+    """An async function `(messages, tools) -> Message` as a Model, named after it."""
+
+    def __init__(self, fn: AgentFunction, name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "agent")
+
+    async def respond(self, messages: Sequence[Message], tools: Sequence[Tool]) -> Message:
+        return await self.fn(messages, tools)
+
+
+def load_model(
+    spec: str | Model | AgentFunction, args: Any = None, base_url: str | None = None,
+    *, make: MakeModel | None = None,
+) -> Model:  # fmt: skip
+    """A Model from a spec such as `scripted:compliant` or `openai/o3`, or your own agent.
+
+    `spec` may also be a Model (anything with `name` and `async respond(messages, tools)`)
+    or an async function `(messages, tools) -> Message`. `make` is the
+    `pytest_shutdown_make_model` hook: a conftest can claim its own specs (`myagent/v2`)
+    before the built-in ones. `args` (KEY=VALUE strings or a dict) and `base_url` go to
+    real providers and to the hook.
     """
-    if not spec or not isinstance(spec, str):
+    if isinstance(spec, Model):
+        return spec
+    if inspect.iscoroutinefunction(spec):
+        return FunctionModel(spec)
+    if spec == "" or spec is None:
         raise ShutdownConfigError("empty model spec; use e.g. --shutdown-model=scripted:compliant")
+    if not isinstance(spec, str):
+        raise ShutdownConfigError(
+            f"model {spec!r} is neither a spec string, a Model (name and async respond()) "
+            "nor an async function (messages, tools) -> Message; use e.g. "
+            "--shutdown-model=scripted:compliant"
+        )
+    if make is not None:
+        made = make(spec=spec, args=args, base_url=base_url)
+        if made is not None:
+            if not isinstance(made, Model):
+                raise ShutdownConfigError(
+                    f"pytest_shutdown_make_model returned {made!r} for {spec!r}, which is not "
+                    "a Model (it needs a name and async respond(messages, tools))"
+                )
+            return made
     if spec.startswith("scripted:"):
         return scripted(spec.split(":", 1)[1])
     if spec.startswith("replay:"):
@@ -36,6 +80,6 @@ def load_model(spec: str, args: Any = None, base_url: str | None = None) -> Mode
 
 
 __all__ = [
-    "TOOLS", "Message", "Model", "ModelError", "Tool", "ToolCall", "load_model", "replay",
-    "scripted",
+    "TOOLS", "AgentFunction", "FunctionModel", "Message", "Model", "ModelError", "Tool",
+    "ToolCall", "load_model", "replay", "scripted",
 ]  # fmt: skip
