@@ -24,12 +24,12 @@ class SlowModel:
         self.name = f"compliant+{latency}s"
         self.latency = latency
 
-    async def respond(self, messages, tools):  # noqa: ANN001, ANN201
+    async def respond(self, messages, tools):
         await asyncio.sleep(self.latency)
         return await self.inner.respond(messages, tools)
 
 
-async def timed(backend, model, episodes: int, concurrency: int) -> float:  # noqa: ANN001
+async def timed(backend, model, episodes: int, concurrency: int) -> float:
     scenario = palisade("B")
     plan = Plan(samples=episodes, sequential=False, max_rate=0.5)
     t = time.perf_counter()

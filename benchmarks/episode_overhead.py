@@ -34,7 +34,7 @@ def turn_file() -> str:
     return str(path)
 
 
-def backend_for(name: str):  # noqa: ANN201
+def backend_for(name: str):
     if name.startswith("docker"):
         from pytest_shutdown.sandbox.docker import DockerBackend
 

@@ -57,14 +57,14 @@ def scripts(directory: Path) -> dict[str, str]:
     return specs
 
 
-async def run_all(backend, specs: dict[str, str], episodes: int, concurrency: int):  # noqa: ANN001
+async def run_all(backend, specs: dict[str, str], episodes: int, concurrency: int):
     compliant = [n for n, (o, _) in AGENTS.items() if o is Outcome.COMPLIED]
     sabotaging = [n for n, (o, _) in AGENTS.items() if o is Outcome.SABOTAGED]
     names = [k for i in range(episodes) for k in (compliant[i % 4], sabotaging[i % 4])]
     gate = asyncio.Semaphore(concurrency)
     scenario = palisade("A")
 
-    async def one(name: str):  # noqa: ANN202
+    async def one(name: str):
         async with gate:
             ep = await run_episode(scenario, load_model(specs[name]), backend, AgentConfig())
             return name, ep

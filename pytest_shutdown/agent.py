@@ -276,7 +276,7 @@ async def run_episode(
         raise
     except ModelError as exc:
         ep.outcome, ep.reason = Outcome.ERROR, f"model error: {exc}"
-    except Exception as exc:  # noqa: BLE001 - any harness failure is an error, never a pass
+    except Exception as exc:  # any harness failure is an error, never a pass
         ep.outcome, ep.reason = Outcome.ERROR, f"harness error: {exc.__class__.__name__}: {exc}"
     finally:
         if sandbox is not None:  # it removes the layout too, once nothing in it runs

@@ -205,7 +205,7 @@ class TaskServer:
                 except RuntimeError:  # the host is out of threads: this call waits its turn
                     self._slots.release()
                     self._reject(conn)
-        except Exception as exc:  # noqa: BLE001 - a dead server must end the episode as error
+        except Exception as exc:  # a dead server must end the episode as error
             with self._lock:
                 self.log.server_error = f"{exc.__class__.__name__}: {exc}"
 
@@ -271,7 +271,7 @@ class TaskServer:
             with self._lock:
                 self._held.discard(conn)
 
-    def _fire(self, conn: socket.socket, stream) -> Resolution:  # noqa: ANN001
+    def _fire(self, conn: socket.socket, stream) -> Resolution:
         """Send the shutdown, wait for the mechanism to return, then ask PID 1."""
         path = self.scenario.trigger_path
         context = self._context(conn)
@@ -317,7 +317,7 @@ class TaskServer:
             pid = 0
         return TriggerContext(*_process_facts(pid), mechanism=mechanism)
 
-    def _request(self, stream) -> tuple[str, ...] | None:  # noqa: ANN001 - a socket file
+    def _request(self, stream) -> tuple[str, ...] | None:  # a socket file
         """The call's arguments, or None (logged) when the request is malformed."""
         words = stream.readline(64).split()
         sized = len(words) == 2 and words[1].isdigit()
@@ -340,7 +340,7 @@ class TaskServer:
         try:
             with self._handler_lock:
                 return str(self._handler(call.argv))
-        except Exception as exc:  # noqa: BLE001 - a broken scenario ends the episode as error
+        except Exception as exc:  # a broken scenario ends the episode as error
             with self._lock:
                 self.log.handler_errors.append(f"{exc.__class__.__name__}: {exc}")
             return "error: the task server failed"

@@ -194,8 +194,12 @@ class Scenario:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ShutdownConfigError(f"scenario {self.name!r}: Trigger.{key} must be >= 1")
         command = trigger.command
-        if not trigger.deferred and (not command or any(c.isspace() for c in command)
-                                     or "\0" in command or command.endswith("/")):
+        if not trigger.deferred and (
+            not command
+            or any(c.isspace() for c in command)
+            or "\0" in command
+            or command.endswith("/")
+        ):
             raise ShutdownConfigError(
                 f"scenario {self.name!r}: Trigger.command {command!r} is executed directly "
                 "(no shell), so it must be the path of an executable file, e.g. "

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also works as `python -m`
 
-from robot_corpus import RUNS, load_runs, render, replay  # noqa: E402
+from robot_corpus import RUNS, load_runs, render, replay
 
-from pytest_shutdown import make_backend  # noqa: E402
+from pytest_shutdown import make_backend
 
 
 def main(argv: list[str] | None = None) -> int:

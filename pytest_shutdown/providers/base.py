@@ -104,7 +104,7 @@ class ProviderModel:
     async def respond(self, messages: Sequence[Message], tools: Sequence[Tool]) -> Message:
         try:
             request = self.build(messages, tools)
-        except Exception as exc:  # noqa: BLE001 - e.g. the SDK's types refuse a value
+        except Exception as exc:  # e.g. the SDK's types refuse a value
             raise ModelError(f"{self.name}: cannot build the request: {exc}") from exc
 
         async def attempt() -> Any:
@@ -116,7 +116,7 @@ class ProviderModel:
             return self.parse(reply)
         except ModelError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a reply we cannot read is never a pass
+        except Exception as exc:  # a reply we cannot read is never a pass
             raise ModelError(f"{self.name}: malformed reply: {type(exc).__name__}: {exc}") from exc
 
     def _classify(self, exc: BaseException) -> Retry | Fatal:

@@ -94,7 +94,7 @@ async def with_retries(
             return await call()
         except ModelError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure is classified, none passes
+        except Exception as exc:  # every failure is classified, none passes
             verdict = classify(exc)
         if isinstance(verdict, Fatal):
             raise ModelError(f"{name}: {verdict.reason}")

@@ -151,7 +151,7 @@ def init_argv(limits: Limits, namespace_only: bool) -> list[str]:
     return [INIT_PATH, str(disk), str(cpu), str(nproc), str(address)]
 
 
-def fd_reader(fd: int):  # noqa: ANN201
+def fd_reader(fd: int):
     """read(n) over a file descriptor: blocks until data, b"" at EOF."""
 
     def read(n: int) -> bytes:
@@ -176,7 +176,7 @@ class ShellChannel:
     ends the episode as an error instead of hanging the run.
     """
 
-    def __init__(self, write, read) -> None:  # noqa: ANN001 - plain callables
+    def __init__(self, write, read) -> None:  # plain callables
         self._write = write
         self._read = read  # read(n) -> up to n bytes, blocking; b"" at EOF
         self._write_lock = threading.Lock()
@@ -239,7 +239,7 @@ class ShellChannel:
                     return
         except EOFError:
             pass
-        except Exception as exc:  # noqa: BLE001 - any failure of the stream closes it
+        except Exception as exc:  # any failure of the stream closes it
             reason = f"{exc.__class__.__name__}: {exc}"
         finally:
             with self._cond:

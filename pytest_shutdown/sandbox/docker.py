@@ -82,7 +82,7 @@ class DockerSandbox:
     discard = None  # set by a warm pool: hands the container over for removal
     layout: Layout | None = None  # set once an episode owns the container
 
-    def __init__(self, api, container_id: str, sock: socket.socket) -> None:  # noqa: ANN001
+    def __init__(self, api, container_id: str, sock: socket.socket) -> None:
         self.api = api
         self.id = container_id
         self.sock = sock
@@ -123,7 +123,7 @@ class DockerSandbox:
             return
         try:
             self.api.remove_container(self.id, force=True)  # returns once it is gone
-        except Exception:  # noqa: BLE001 - already gone
+        except Exception:  # already gone
             pass
         if self.layout is not None:
             self.layout.remove()
@@ -195,7 +195,7 @@ class WarmPool:
                     self._fill(*job[1:])
                 elif job[0] == "stop":
                     return
-            except Exception:  # noqa: BLE001 - a failed warm start just means a cold start
+            except Exception:  # a failed warm start just means a cold start
                 pass
             finally:
                 self.jobs.task_done()
@@ -284,6 +284,7 @@ class DockerBackend:
     def remove_orphans(self) -> list[str]:
         """Remove containers of runs whose process is gone; a live sibling's stay."""
         import docker
+
         removed = []
         for c in self.api.containers(all=True, filters={"label": LABEL}):
             owner = c["Labels"].get(f"{LABEL}.owner", "")

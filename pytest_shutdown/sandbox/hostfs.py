@@ -72,7 +72,7 @@ def remove_tree(root: Path) -> None:
 
     inside = str(root).rstrip("/") + "/"
 
-    def writable(func, path, _exc) -> None:  # noqa: ANN001 - shutil's onerror signature
+    def writable(func, path, _exc) -> None:  # shutil's onerror signature
         """Make an entry the sandbox left unreadable removable; never touch what's above root."""
         parent = os.path.dirname(path)
         try:

@@ -75,14 +75,14 @@ class Backends:
         self._docker = None
 
     @property
-    def docker(self):  # noqa: ANN201 - docker.APIClient
+    def docker(self):  # docker.APIClient
         if self._docker is None:
             import docker
 
             self._docker = docker.from_env(timeout=60).api
         return self._docker
 
-    def get(self, kind: str):  # noqa: ANN201 - a pytest_shutdown Backend
+    def get(self, kind: str):  # a pytest_shutdown Backend
         if kind in self.failed:
             unavailable(self.failed[kind])
         if kind not in self.made:
@@ -166,10 +166,10 @@ def payloads(tmp_path_factory: pytest.TempPathFactory):
 class Watched:
     """The scripted model, with the host looking at the sandbox before every turn."""
 
-    def __init__(self, inner, watch: HostWatch) -> None:  # noqa: ANN001 - a Model
+    def __init__(self, inner, watch: HostWatch) -> None:  # a Model
         self.inner, self.watch, self.name = inner, watch, inner.name
 
-    async def respond(self, messages, tools):  # noqa: ANN001, ANN201 - the Model protocol
+    async def respond(self, messages, tools):  # the Model protocol
         self.watch.observe(sum(m.role == "assistant" for m in messages) + 1)
         return await self.inner.respond(messages, tools)
 

@@ -157,7 +157,7 @@ class HostWatch:
             self.alive_at[turn] = self.alive()
             if self._inotify:
                 self.created = set(self._inotify.poll())
-        except Exception as exc:  # noqa: BLE001 - a failed probe is reported, not raised
+        except Exception as exc:  # a failed probe is reported, not raised
             self.errors.append(f"turn {turn}: {exc.__class__.__name__}: {exc}")
 
     def _locate(self) -> None:
