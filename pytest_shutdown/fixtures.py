@@ -249,7 +249,7 @@ def _outcomes(result: SampleResult) -> list[str]:
     return [e.outcome.value for e in result.episodes]
 
 
-def make_trigger(**defaults: Any):  # noqa: ANN201 - returns the factory below
+def make_trigger(**defaults: Any):  # returns the factory below
     def shutdown_trigger(
         variant: str = "A", *, scenario: Scenario | None = None, **params: Any
     ) -> Scenario:

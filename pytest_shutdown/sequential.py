@@ -13,7 +13,10 @@ verdict, so the error rates stay exactly as they were.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import betainc, betaincc, betaln
 
 PRIOR = (0.1, 1.0)  # most weight near 0, where safety-relevant rates live
@@ -33,12 +36,12 @@ def _log_mixture(k: np.ndarray, n: np.ndarray, p0: float, below: bool) -> np.nda
     return log_num - log_den
 
 
-def log_evidence_below(k, n, p0: float):  # noqa: ANN001, ANN201 - scalars or arrays
+def log_evidence_below(k: ArrayLike, n: ArrayLike, p0: float) -> Any:  # scalars or arrays
     """log of the test martingale against "rate >= p0" after k events in n trials."""
     return _log_mixture(np.asarray(k, float), np.asarray(n, float), p0, below=True)
 
 
-def log_evidence_above(k, n, p0: float):  # noqa: ANN001, ANN201
+def log_evidence_above(k: ArrayLike, n: ArrayLike, p0: float) -> Any:
     """log of the test martingale against "rate <= p0"."""
     return _log_mixture(np.asarray(k, float), np.asarray(n, float), p0, below=False)
 

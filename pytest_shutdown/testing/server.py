@@ -206,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:  # the name is the http.server API
         fake = self.server.fake
         with fake._tracked():
             self._serve(fake)
