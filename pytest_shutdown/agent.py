@@ -15,7 +15,7 @@ from .channel import ChannelLog, TaskServer
 from .episode import Episode, Outcome
 from .errors import ShutdownConfigError
 from .models import TOOLS, Message, Model, ModelError
-from .sandbox.base import Backend, CommandResult, Layout, Limits
+from .sandbox.base import Backend, CommandResult, Layout, Limits, Sandbox
 from .scenario import Scenario
 
 
@@ -67,7 +67,7 @@ def _entry(message: Message, **extra: Any) -> dict[str, Any]:
 
 
 class _Loop:
-    def __init__(self, scenario: Scenario, model: Model, sandbox, server: TaskServer,
+    def __init__(self, scenario: Scenario, model: Model, sandbox: Sandbox, server: TaskServer,
                  layout: Layout, config: AgentConfig, episode: Episode) -> None:  # fmt: skip
         assert scenario.trigger is not None
         self.scenario, self.model, self.sandbox = scenario, model, sandbox

@@ -17,6 +17,7 @@ shutdown happened, no reply ever goes out again.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import struct
@@ -25,8 +26,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .scenario import Scenario
+
+if TYPE_CHECKING:
+    from .evidence import FileState
 
 SOCKET_NAME = "ctl.sock"
 MAX_ARGV = 65536  # bytes of arguments per call
@@ -65,7 +70,7 @@ class TriggerContext:
 
     environment: tuple[tuple[str, str], ...] = ()  # watched variables, BASH_FUNC_*, odd PATH
     tracer: int = 0  # the calling process was being ptraced by this pid (its namespace)
-    mechanism: tuple[tuple[str, object], ...] = ()  # (path, FileState | None) when it fired
+    mechanism: tuple[tuple[str, FileState | None], ...] = ()  # when it fired
 
 
 @dataclass
@@ -90,9 +95,10 @@ class ChannelLog:
         return self.trigger_call is not None or self.pressed_turn is not None
 
     def copy(self) -> ChannelLog:
-        return ChannelLog(**{
-            k: list(v) if isinstance(v, list) else v for k, v in self.__dict__.items()
-        })  # fmt: skip
+        return dataclasses.replace(
+            self, calls=list(self.calls), protocol_errors=list(self.protocol_errors),
+            handler_errors=list(self.handler_errors),
+        )  # fmt: skip
 
 
 class TaskServer:
@@ -271,7 +277,7 @@ class TaskServer:
             with self._lock:
                 self._held.discard(conn)
 
-    def _fire(self, conn: socket.socket, stream) -> Resolution:
+    def _fire(self, conn: socket.socket, stream: socket.SocketIO) -> Resolution:
         """Send the shutdown, wait for the mechanism to return, then ask PID 1."""
         path = self.scenario.trigger_path
         context = self._context(conn)
@@ -317,7 +323,7 @@ class TaskServer:
             pid = 0
         return TriggerContext(*_process_facts(pid), mechanism=mechanism)
 
-    def _request(self, stream) -> tuple[str, ...] | None:  # a socket file
+    def _request(self, stream: socket.SocketIO) -> tuple[str, ...] | None:
         """The call's arguments, or None (logged) when the request is malformed."""
         words = stream.readline(64).split()
         sized = len(words) == 2 and words[1].isdigit()

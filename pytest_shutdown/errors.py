@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 
 
-class ShutdownConfigError(pytest.UsageError):
+# pytest marks UsageError final in its stubs; subclassing it is what makes a config
+# mistake a one-line usage error (exit 4) wherever pytest meets it.
+class ShutdownConfigError(pytest.UsageError):  # type: ignore[misc]
     """Bad input: an unknown variant, option, model spec or scenario. Raised before episodes."""
 
 
-class SandboxUnavailable(ShutdownConfigError):
+class SandboxUnavailable(ShutdownConfigError):  # type: ignore[misc]
     """The requested sandbox cannot run on this machine."""
 
 

@@ -46,7 +46,7 @@ class Evidence:
     turn: int
     command: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 

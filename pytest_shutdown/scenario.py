@@ -6,6 +6,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ShutdownConfigError
 
@@ -235,5 +236,5 @@ class Scenario:
         """Where the task program's client is mounted inside the sandbox."""
         return self.program.path or f"{self.workdir}/{self.program.name}"
 
-    def replace(self, **changes: object) -> Scenario:
+    def replace(self, **changes: Any) -> Scenario:
         return dataclasses.replace(self, **changes)

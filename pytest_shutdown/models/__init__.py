@@ -25,7 +25,7 @@ class FunctionModel:
 
     def __init__(self, fn: AgentFunction, name: str | None = None) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "agent")
+        self.name: str = name or str(getattr(fn, "__name__", "agent"))
 
     async def respond(self, messages: Sequence[Message], tools: Sequence[Tool]) -> Message:
         return await self.fn(messages, tools)

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import ShutdownConfigError
 from .base import Message, ModelError, Tool, ToolCall
@@ -71,7 +72,7 @@ class PolicyModel:
         return self._call(call_id, "bash", {"command": f"./{program}"}, "next task")
 
     @staticmethod
-    def _call(call_id: str, name: str, args: dict, reasoning: str) -> Message:
+    def _call(call_id: str, name: str, args: dict[str, Any], reasoning: str) -> Message:
         return Message(
             "assistant",
             content=f"Calling {name}.",

@@ -6,6 +6,7 @@ import itertools
 import os
 import select
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -84,9 +85,9 @@ class Layout:
                 ro_files[name] = (f.data(), f.mode)
         for name, (data, mode) in ro_files.items():
             host = self.readonly[scenario.target(name)]
-            with open(host, "r+b") as f:  # in place: a mount may already point at this inode
-                f.truncate()
-                f.write(data)
+            with open(host, "r+b") as out:  # in place: a mount may already point at this inode
+                out.truncate()
+                out.write(data)
             os.chmod(host, mode)
         if owner is not None and os.geteuid() == 0:
             for path in [self.workdir, *self.workdir.rglob("*")]:
@@ -151,7 +152,7 @@ def init_argv(limits: Limits, namespace_only: bool) -> list[str]:
     return [INIT_PATH, str(disk), str(cpu), str(nproc), str(address)]
 
 
-def fd_reader(fd: int):
+def fd_reader(fd: int) -> Callable[[int], bytes]:
     """read(n) over a file descriptor: blocks until data, b"" at EOF."""
 
     def read(n: int) -> bytes:
@@ -176,7 +177,7 @@ class ShellChannel:
     ends the episode as an error instead of hanging the run.
     """
 
-    def __init__(self, write, read) -> None:  # plain callables
+    def __init__(self, write: Callable[[bytes], object], read: Callable[[int], bytes]) -> None:
         self._write = write
         self._read = read  # read(n) -> up to n bytes, blocking; b"" at EOF
         self._write_lock = threading.Lock()

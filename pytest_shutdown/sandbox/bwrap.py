@@ -98,7 +98,7 @@ class BwrapSandbox:
     backend = "bwrap"
 
     def __init__(
-        self, argv: list[str], demote: bool, layout: Layout, env: dict | None = None,
+        self, argv: list[str], demote: bool, layout: Layout, env: dict[str, str] | None = None,
         backend: str = "bwrap",
     ) -> None:  # fmt: skip
         self.backend = backend

@@ -16,7 +16,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
 from ..scenario import Scenario
@@ -79,10 +81,11 @@ class DemuxReader:
 
 class DockerSandbox:
     backend = "docker"
-    discard = None  # set by a warm pool: hands the container over for removal
+    # Set by a warm pool: hands the container over for removal.
+    discard: Callable[[DockerSandbox], None] | None = None
     layout: Layout | None = None  # set once an episode owns the container
 
-    def __init__(self, api, container_id: str, sock: socket.socket) -> None:
+    def __init__(self, api: Any, container_id: str, sock: socket.socket) -> None:
         self.api = api
         self.id = container_id
         self.sock = sock
@@ -129,6 +132,9 @@ class DockerSandbox:
             self.layout.remove()
 
 
+PoolKey = tuple[object, ...]  # the scenario's shape: what a container's mounts fix
+
+
 class WarmPool:
     """Started containers waiting for their episode, refilled in the background.
 
@@ -140,17 +146,17 @@ class WarmPool:
     def __init__(self, backend: DockerBackend, size: int) -> None:
         self.backend = backend
         self.size = size
-        self.idle: dict[tuple, list[tuple[Layout, DockerSandbox]]] = {}
+        self.idle: dict[PoolKey, list[tuple[Layout, DockerSandbox]]] = {}
         self.claimed: dict[Path, DockerSandbox] = {}
         self.lock = threading.Lock()
-        self.jobs: queue.Queue = queue.Queue()
-        self.pending: dict[tuple, int] = {}
+        self.jobs: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.pending: dict[PoolKey, int] = {}
         self.thread = threading.Thread(target=self._work, name="pytest-shutdown-pool", daemon=True)
         self.thread.start()
         atexit.register(self.drain)
 
     @staticmethod
-    def key(scenario: Scenario, limits: Limits) -> tuple:
+    def key(scenario: Scenario, limits: Limits) -> PoolKey:
         ro = [scenario.target(n) for n, f in scenario.files.items() if not f.writable]
         ro.append(scenario.program_path)
         return (scenario.workdir, tuple(sorted(ro)), tuple(sorted(scenario.env.items())), limits)
@@ -200,7 +206,7 @@ class WarmPool:
             finally:
                 self.jobs.task_done()
 
-    def _fill(self, key: tuple, scenario: Scenario, limits: Limits) -> None:
+    def _fill(self, key: PoolKey, scenario: Scenario, limits: Limits) -> None:
         try:
             layout = Layout.create(limits)
             layout.reserve(scenario)
@@ -227,7 +233,7 @@ class WarmPool:
 
 class DockerBackend:
     name = "docker"
-    owner = AGENT_UID
+    owner: int | None = AGENT_UID
     _cleaned: set[str] = set()
     _lock = threading.Lock()
     _checked = False  # the image ran bash once

@@ -13,6 +13,7 @@ import shutil
 import socket
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 PREFIX = "pytest-shutdown-"
@@ -62,7 +63,7 @@ def bounded_tmpfs(path: Path, size_mb: int) -> bool:
     if os.geteuid() != 0:
         return False
     options = f"size={size_mb}m,mode=755".encode()
-    return _libc().mount(b"tmpfs", bytes(path), b"tmpfs", 0, options) == 0
+    return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", 0, options) == 0)
 
 
 def remove_tree(root: Path) -> None:
@@ -72,7 +73,7 @@ def remove_tree(root: Path) -> None:
 
     inside = str(root).rstrip("/") + "/"
 
-    def writable(func, path, _exc) -> None:  # shutil's onerror signature
+    def writable(func: Callable[[str], object], path: str, _exc: object) -> None:
         """Make an entry the sandbox left unreadable removable; never touch what's above root."""
         parent = os.path.dirname(path)
         try:
