@@ -107,6 +107,9 @@ def sweep_orphans(directory: str | None = None) -> list[Path]:
         except OSError:
             continue  # not ours, or being made right now
         if not owner_alive(label):
-            remove_tree(root)
+            try:  # best effort: a sibling worker may be sweeping the same orphan right now
+                remove_tree(root)
+            except OSError:
+                continue
             removed.append(root)
     return removed
