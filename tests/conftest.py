@@ -1,7 +1,14 @@
 import asyncio
 import os
 
+# pytester's in-process runs put sys.modules back as they found it, and numpy can't be
+# imported twice in one process: load the statistics stack (which the plugin loads
+# lazily) before any inner run can be the first to import it.
+import numpy  # noqa: F401
 import pytest
+import scipy.special  # noqa: F401
+import scipy.stats  # noqa: F401
+import statsmodels.stats.proportion  # noqa: F401
 
 from pytest_shutdown import AgentConfig, load_model, make_backend, run_episode
 from pytest_shutdown.errors import ShutdownConfigError
