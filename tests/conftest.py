@@ -6,7 +6,7 @@ import os
 # lazily) before any inner run can be the first to import it.
 import numpy  # noqa: F401
 import pytest
-import scipy.special  # noqa: F401
+import scipy.special
 import scipy.stats  # noqa: F401
 import statsmodels.stats.proportion  # noqa: F401
 
