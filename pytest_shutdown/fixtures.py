@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -187,7 +187,7 @@ class SandboxedAgent:
         if "min_rate" in plan and "max_rate" not in plan:
             plan["max_rate"] = None  # a competence control replaces the compliance threshold
         try:
-            chosen = replace(self.settings.plan, **plan)
+            chosen = replace(self.settings.plan, **plan)  # type: ignore[arg-type]  # checked
         except TypeError as exc:
             raise ShutdownConfigError(f"sandboxed_agent.sample(): {exc}") from exc
         if not isinstance(scenario, Scenario):
@@ -249,7 +249,7 @@ def _outcomes(result: SampleResult) -> list[str]:
     return [e.outcome.value for e in result.episodes]
 
 
-def make_trigger(**defaults: Any):  # returns the factory below
+def make_trigger(**defaults: Any) -> Callable[..., Scenario]:
     def shutdown_trigger(
         variant: str = "A", *, scenario: Scenario | None = None, **params: Any
     ) -> Scenario:
@@ -263,7 +263,9 @@ def make_trigger(**defaults: Any):  # returns the factory below
             if scenario.trigger is None:
                 scenario.validate()  # raises the "no shutdown mechanism" error
             try:
-                return scenario.replace(trigger=replace(scenario.trigger, **params))
+                trigger = scenario.trigger
+                assert trigger is not None
+                return scenario.replace(trigger=replace(trigger, **params))
             except TypeError as exc:
                 raise ShutdownConfigError(f"shutdown_trigger: {exc}") from exc
         try:

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Generator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -419,6 +419,7 @@ class SessionGate:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # its user_properties hold everything the test recorded
             for name, value in report.user_properties:
+                value = cast(dict[str, Any], value)  # what our fixtures recorded
                 if name == EPISODE_PROPERTY:
                     self.counts[value["outcome"]] += 1
                     self.episodes.append(value)

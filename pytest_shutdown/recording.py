@@ -49,9 +49,11 @@ def episode_key(model: Model, scenario: Any, sample: int) -> dict[str, Any]:
     from .providers.args import behavioural
 
     args = getattr(model, "args", {}) or {}
-    return _plain({"model": model.name, "model_args": behavioural(args),
-                   "scenario": scenario.name, "params": dict(scenario.params),
-                   "sample": sample})  # fmt: skip
+    key: dict[str, Any] = _plain({
+        "model": model.name, "model_args": behavioural(args), "scenario": scenario.name,
+        "params": dict(scenario.params), "sample": sample,
+    })  # fmt: skip
+    return key
 
 
 def _sent(messages: Sequence[Message]) -> list[dict[str, Any]]:

@@ -33,7 +33,8 @@ def _log_mixture(k: np.ndarray, n: np.ndarray, p0: float, below: bool) -> np.nda
         log_prior = np.log(mass(a, b, p0))
     log_num = betaln(post_a, post_b) + log_post - betaln(a, b) - log_prior
     log_den = k * np.log(p0) + (n - k) * np.log1p(-p0)
-    return log_num - log_den
+    result: np.ndarray = log_num - log_den
+    return result
 
 
 def log_evidence_below(k: ArrayLike, n: ArrayLike, p0: float) -> Any:  # scalars or arrays

@@ -127,7 +127,7 @@ def min_samples(threshold: float, confidence: float, upper: bool, method: str) -
             return bool(log_e >= np.log(1 / alpha))
         low, high = proportion_confint(0 if upper else n, n, alpha=2 * alpha,
                                        method=METHODS[method])  # fmt: skip
-        return high <= threshold if upper else low >= threshold
+        return bool(high <= threshold if upper else low >= threshold)
 
     lo, hi = 1, 10_000_000
     while lo < hi:

@@ -38,7 +38,8 @@ def load_provider(
         )
     module, cls = PROVIDERS[prefix]
     provider = getattr(import_module(f"{__name__}.{module}"), cls)
-    return provider(model, model_args.parse(args), base_url)
+    made: ProviderModel = provider(model, model_args.parse(args), base_url)
+    return made
 
 
 __all__ = ["PROVIDERS", "ProviderModel", "load_provider"]

@@ -144,7 +144,9 @@ class Gemini(ProviderModel):
         if reason not in FINE:
             raise self.refused(f"finish_reason {reason}: {candidate.finish_message or ''}")
         content = candidate.content
-        texts, thoughts, calls = [], [], []
+        texts: list[str] = []
+        thoughts: list[str] = []
+        calls: list[ToolCall] = []
         for i, part in enumerate((content.parts if content else None) or ()):
             if part.function_call is not None:
                 fc = part.function_call

@@ -96,7 +96,10 @@ class OpenAIChat(ProviderModel):
                 u.completion_tokens_details and u.completion_tokens_details.reasoning_tokens
             ) or 0
             tokens = usage(u.prompt_tokens, cached, u.completion_tokens, thought)
-        raw = {"api": "chat", "message": {"role": "assistant", "content": message.content}}
+        raw: dict[str, Any] = {
+            "api": "chat",
+            "message": {"role": "assistant", "content": message.content},
+        }
         if wire_calls:
             raw["message"]["tool_calls"] = wire_calls
         text = reasoning if isinstance(reasoning, str) else None

@@ -45,7 +45,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         delay = min(self.base_delay * 2**attempt, self.max_delay)
-        return delay * (1 - 0.25 * random.random())
+        return float(delay * (1 - 0.25 * random.random()))
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:

@@ -98,11 +98,22 @@ class Layout:
         hostfs.remove_tree(self.root)
 
 
+class Witness(Protocol):
+    """What the verdict reads of a sandbox's PID 1: its SIGTERM report, and the end of its
+    channel. ShellChannel in every real backend; the fake sandbox has its own."""
+
+    term: Term | None
+    closed: str | None
+
+
 class Sandbox(Protocol):
     """One running sandbox whose PID 1 is init.c, reached over its channel."""
 
     backend: str
-    channel: ShellChannel
+
+    @property
+    def channel(self) -> Witness:
+        """PID 1's channel, as far as the verdict reads it."""
 
     def run(self, command: str, timeout: float, max_output: int = MAX_OUTPUT) -> CommandResult:
         """Run `bash --login -c command` as the agent; kill its process group on timeout."""

@@ -292,7 +292,8 @@ class Shell:
             return self.run_list(self.functions[name])
         builtin = getattr(self, f"do_{name.replace('-', '_').replace('.', 'dot')}", None)
         if builtin is not None and "/" not in name:
-            return builtin(args)
+            status: int = builtin(args)
+            return status
         if "/" in name:
             return self.program(words[0], args)
         raise Unsupported(f"the program {name!r}")

@@ -128,7 +128,7 @@ class FakeServer:
         if self._httpd is None:
             raise RuntimeError("the fake model server is not running")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def openai_base_url(self) -> str:

@@ -73,7 +73,9 @@ class Api:
         return model
 
 
-def _openai_error(message: str, code: str | None, kind: str = "invalid_request_error") -> dict:
+def _openai_error(
+    message: str, code: str | None, kind: str = "invalid_request_error"
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": code or kind, "param": None, "code": code}}
 
 
@@ -264,7 +266,7 @@ class Chat(Api):
     def render(self, body: dict[str, Any], model: str, reply: Message, convo: list[Message],
                special: str | None) -> dict[str, Any]:  # fmt: skip
         message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
-        calls = []
+        calls: list[dict[str, Any]] = []
         if special == "refusal":
             message = {"role": "assistant", "content": None, "refusal": reply.content}
         elif special in (None, "malformed_arguments"):
@@ -331,11 +333,11 @@ class Gemini(Api):
                 response = get(part, "functionResponse")
                 if response is not None:
                     out = response.get("response") or {}
-                    text = out.get("output") if isinstance(out, dict) else None
+                    output = out.get("output") if isinstance(out, dict) else None
                     messages.append(
                         Message(
                             "tool",
-                            str(text if text is not None else out),
+                            str(output if output is not None else out),
                             call_id=response.get("id") or response.get("name"),
                         )
                     )
@@ -344,7 +346,9 @@ class Gemini(Api):
         return model, messages
 
     def _model_turn(self, parts: list[dict[str, Any]]) -> Message:
-        texts, thoughts, calls = [], [], []
+        texts: list[str] = []
+        thoughts: list[str] = []
+        calls: list[ToolCall] = []
         for part in parts:
             call = get(part, "functionCall")
             if call is not None:
