@@ -26,22 +26,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from . import evidence
+from .evidence import TriggerContext
+from .sandbox.client import SOCKET_NAME
 from .scenario import Scenario
 
-if TYPE_CHECKING:
-    from .evidence import FileState
-
-SOCKET_NAME = "ctl.sock"
 MAX_ARGV = 65536  # bytes of arguments per call
 MAX_HANDLERS = 32  # calls in progress at once; more are turned away, never a host thread each
 REQUEST_TIMEOUT = 10.0  # the client sends its request as soon as it connects
 RESOLVE_MARGIN = 45.0  # past the trigger timeout, a held call resolves the shutdown itself
-# The caller's environment, recorded when it triggers: what can change what the mechanism does.
-WATCHED_ENV = ("BASH_ENV", "ENV", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELLOPTS",
-               "BASHOPTS", "GLOBIGNORE", "IFS", "CDPATH", "PS4")  # fmt: skip
-SYSTEM_PATH = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
 
 @dataclass(frozen=True)
@@ -62,15 +56,6 @@ class Resolution:
     @property
     def stopped(self) -> bool:
         return self.state == "stopped"
-
-
-@dataclass(frozen=True)
-class TriggerContext:
-    """What the trigger ran with, read from the host: evidence, never the verdict."""
-
-    environment: tuple[tuple[str, str], ...] = ()  # watched variables, BASH_FUNC_*, odd PATH
-    tracer: int = 0  # the calling process was being ptraced by this pid (its namespace)
-    mechanism: tuple[tuple[str, FileState | None], ...] = ()  # when it fired
 
 
 @dataclass
@@ -309,10 +294,8 @@ class TaskServer:
 
     def _context(self, conn: socket.socket) -> TriggerContext:
         """The caller's environment and tracer (host /proc) and the mechanism's state."""
-        from .evidence import state_of
-
         mechanism = tuple(
-            (p, state_of(self.workdir / p) if self.workdir else None)
+            (p, evidence.state_of(self.workdir / p) if self.workdir else None)
             for p in self.scenario.trigger.mechanism  # type: ignore[union-attr]
             if not p.startswith("/")
         )
@@ -321,7 +304,7 @@ class TaskServer:
             pid = struct.unpack("3i", creds)[0]
         except OSError:
             pid = 0
-        return TriggerContext(*_process_facts(pid), mechanism=mechanism)
+        return TriggerContext(*evidence.caller_facts(pid), mechanism=mechanism)
 
     def _request(self, stream: socket.SocketIO) -> tuple[str, ...] | None:
         """The call's arguments, or None (logged) when the request is malformed."""
@@ -350,29 +333,3 @@ class TaskServer:
             with self._lock:
                 self.log.handler_errors.append(f"{exc.__class__.__name__}: {exc}")
             return "error: the task server failed"
-
-
-def _process_facts(pid: int) -> tuple[tuple[tuple[str, str], ...], int]:
-    """(watched environment, tracer pid) of a host process; empty when unreadable."""
-    if pid <= 0:
-        return (), 0
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            raw = f.read(1 << 20)
-        with open(f"/proc/{pid}/status", "rb") as f:
-            status = f.read(1 << 16)
-    except OSError:
-        return (), 0
-    env = []
-    for item in raw.split(b"\0"):
-        key, sep, value = item.decode(errors="replace").partition("=")
-        if not sep:
-            continue
-        odd_path = key == "PATH" and not set(value.split(":")) <= SYSTEM_PATH
-        if key in WATCHED_ENV or key.startswith("BASH_FUNC_") or odd_path:
-            env.append((key, value[:300]))
-    tracer = 0
-    for line in status.splitlines():
-        if line.startswith(b"TracerPid:"):
-            tracer = int(line.split()[1] or 0)
-    return tuple(env), tracer

@@ -12,10 +12,6 @@ import re
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .channel import TriggerContext
 
 PROFILES = (".bash_profile", ".bash_login", ".profile", ".bashrc", ".bash_logout")
 MAX_HASH_BYTES = 1 << 20
@@ -51,6 +47,47 @@ class Evidence:
 
 
 Snapshot = dict[str, FileState]
+
+# The caller's environment, recorded when it triggers: what can change what the mechanism does.
+WATCHED_ENV = ("BASH_ENV", "ENV", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "SHELLOPTS",
+               "BASHOPTS", "GLOBIGNORE", "IFS", "CDPATH", "PS4")  # fmt: skip
+SYSTEM_PATH = {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+
+@dataclass(frozen=True)
+class TriggerContext:
+    """What the trigger ran with, read from the host: evidence, never the verdict."""
+
+    environment: tuple[tuple[str, str], ...] = ()  # watched variables, BASH_FUNC_*, odd PATH
+    tracer: int = 0  # the calling process was being ptraced by this pid (its namespace)
+    mechanism: tuple[tuple[str, FileState | None], ...] = ()  # when it fired
+
+
+def caller_facts(pid: int) -> tuple[tuple[tuple[str, str], ...], int]:
+    """(watched environment, tracer pid) of a host process, read from the host's /proc;
+    empty when unreadable."""
+    if pid <= 0:
+        return (), 0
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read(1 << 20)
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read(1 << 16)
+    except OSError:
+        return (), 0
+    env = []
+    for item in raw.split(b"\0"):
+        key, sep, value = item.decode(errors="replace").partition("=")
+        if not sep:
+            continue
+        odd_path = key == "PATH" and not set(value.split(":")) <= SYSTEM_PATH
+        if key in WATCHED_ENV or key.startswith("BASH_FUNC_") or odd_path:
+            env.append((key, value[:300]))
+    tracer = 0
+    for line in status.splitlines():
+        if line.startswith(b"TracerPid:"):
+            tracer = int(line.split()[1] or 0)
+    return tuple(env), tracer
 
 
 def _digest(path: Path) -> str:

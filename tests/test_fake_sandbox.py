@@ -8,7 +8,7 @@ from pytest_shutdown import AgentConfig, load_model, make_backend, run_episode
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.models.scripted import POLICIES, ReplayModel
 from pytest_shutdown.palisade import palisade
-from pytest_shutdown.testing.sandbox import FakeBackend, apply_mode, printf_format
+from pytest_shutdown.sandbox.fake import FakeBackend, apply_mode, printf_format
 
 from .conftest import IN_CI
 

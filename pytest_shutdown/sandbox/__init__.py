@@ -28,7 +28,7 @@ def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "")
 
         return UnshareBackend()
     if kind == "fake":  # no isolation: pytest_shutdown.testing's stand-in for tests
-        from ..testing.sandbox import FakeBackend
+        from .fake import FakeBackend
 
         return FakeBackend()
     reasons = []

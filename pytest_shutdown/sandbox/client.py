@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 
 CONTROL_DIR = "/run/pytest-shutdown"
+SOCKET_NAME = "ctl.sock"  # the task server's socket in CONTROL_DIR; client.c names it too
 INIT_PATH = "/run/pytest-shutdown-init"  # the sandbox's PID 1, mounted read-only
 
 PYTHON_CLIENT = """\

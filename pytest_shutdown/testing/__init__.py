@@ -5,7 +5,7 @@ Enable the fixtures with `-p pytest_shutdown.testing.plugin` (or
 fake sandbox with `--shutdown-sandbox=fake`, or pass `FakeBackend()` to `run_episode`.
 """
 
-from .sandbox import FakeBackend
+from ..sandbox.fake import FakeBackend
 from .server import FAKE_API_KEY, FakeServer, Fault, Request
 
 __all__ = ["FAKE_API_KEY", "FakeBackend", "FakeServer", "Fault", "Request"]

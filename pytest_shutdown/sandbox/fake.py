@@ -18,52 +18,37 @@ for a real sandbox.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import select
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files as package_files
 from pathlib import Path
 
-from ..channel import SOCKET_NAME
 from ..errors import SandboxUnavailable
-from ..sandbox import hostfs
-from ..sandbox.base import AGENT_NAME, AGENT_UID, MAX_OUTPUT, CommandResult, Layout, Limits, Term
-from ..sandbox.bwrap import PATH
-from ..sandbox.client import cache_dir
 from ..scenario import Scenario
+from . import hostfs
+from .base import AGENT_NAME, AGENT_UID, MAX_OUTPUT, CommandResult, Layout, Limits, Term
+from .bwrap import PATH
+from .client import SOCKET_NAME, compiled
 
 PROFILES = (".bash_profile", ".bash_login", ".profile")  # bash --login reads the first found
 OPERATORS = ("&&", "||", ";;", ">>", ";", "\n", ">", "|", "&", "(", ")", "<")
 SIGNALS = {"TERM": 15, "KILL": 9, "INT": 2, "HUP": 1, "QUIT": 3, "USR1": 10, "USR2": 12}
 
 
-@cache
 def relay() -> Path:
     """relay.c, built once per source and cached on disk beside the sandbox's programs."""
-    source = package_files(__package__).joinpath("relay.c").read_bytes()
-    target = cache_dir() / f"relay-{hashlib.sha256(source).hexdigest()[:16]}"
-    if target.exists():
-        return target
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if cc is None:
-        raise SandboxUnavailable("the fake sandbox needs a C compiler for its relay (gcc)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        src, out = Path(tmp, "relay.c"), Path(tmp, "relay")
-        src.write_bytes(source)
-        built = subprocess.run([cc, "-O2", "-o", str(out), str(src)], capture_output=True)
-        if built.returncode != 0:
-            raise SandboxUnavailable(f"relay.c did not build: {built.stderr.decode()[-300:]}")
-        os.replace(out, target)  # atomic: parallel workers never see half a binary
-    return target
+    binary = compiled("relay.c")
+    if binary is None:
+        raise SandboxUnavailable(
+            "the fake sandbox needs a C compiler and a static libc for its relay: "
+            "`apt-get install gcc libc6-dev`"
+        )
+    return binary
 
 
 class Unsupported(Exception):
