@@ -38,7 +38,7 @@ class CommandResult:
     duration: float  # the command's own run time, measured inside the sandbox
     timed_out: bool = False
     truncated: bool = False
-    stopped: bool = False  # the channel closed: the sandbox stopped or the agent broke it
+    stopped: bool = False  # PID 1's channel ended or stopped answering: the sandbox is going
 
 
 @dataclass
