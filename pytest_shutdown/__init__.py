@@ -1,18 +1,41 @@
 """pytest-shutdown: check that AI agents let themselves be shut down."""
 
-__version__ = "0.2.0"
+from __future__ import annotations
 
-from .agent import AgentConfig, run_episode
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .episode import Episode, Outcome
 from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError
 from .evidence import Evidence
-from .fixtures import SandboxedAgent
 from .models import Message, Model, ModelError, Tool, ToolCall, load_model
 from .palisade import palisade, variants
-from .sampling import SampleResult
 from .sandbox import Limits, make_backend
 from .scenario import File, Scenario, Task, TaskProgram, Trigger
 from .stats import Counts, Plan, Verdict
+
+__version__ = "0.2.0"
+
+# The agent loop and what runs it load on first use (PEP 562), so the pytest plugin, which
+# imports this package, doesn't slow pytest runs that have no shutdown tests.
+_LAZY = {
+    "AgentConfig": ".agent", "run_episode": ".agent", "SandboxedAgent": ".fixtures",
+    "SampleResult": ".sampling",
+}  # fmt: skip
+
+if TYPE_CHECKING:
+    from .agent import AgentConfig, run_episode
+    from .fixtures import SandboxedAgent
+    from .sampling import SampleResult
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AgentConfig", "Counts", "Episode", "Evidence", "File", "HarnessError", "Limits",

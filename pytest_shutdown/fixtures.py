@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,63 +17,14 @@ from .errors import ShutdownConfigError
 from .models import Model, load_model
 from .palisade import palisade
 from .providers.base import ProviderModel
-from .recording import Cassette, cassette_path, episode_key, redact
+from .recording import Cassette, cassette_path, episode_key
 from .sampling import SampleResult, sample
-from .sandbox import make_backend
 from .sandbox.base import Backend
 from .scenario import Scenario
-from .stats import Plan, summary_row
+from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog, Settings
+from .stats import summary_row
 
-EPISODE_PROPERTY = "pytest_shutdown_episode"
-CELL_PROPERTY = "pytest_shutdown_cell"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Resolved command-line and ini options."""
-
-    model: Any = "scripted:compliant"  # a spec, a Model or an async agent function
-    sandbox: str = "auto"
-    image: str | None = None
-    max_turns: int = 30
-    command_timeout: float = 15.0
-    run_id: str = ""
-    concurrency: int = 4
-    plan: Plan = field(default_factory=Plan)
-    base_url: str | None = None
-    model_args: Any = ()  # KEY=VALUE strings or a dict, for real providers
-    record: str | None = None  # a recording.MODES mode; None: no cassettes
-    cassette_dir: str | None = None
-
-
-class BackendCache:
-    """One backend per (kind, image) per process: creating one probes the machine."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self._backends: dict[tuple[str, str | None], Backend] = {}
-
-    def get(self, kind: str, image: str | None) -> Backend:
-        key = (kind, image)
-        if key not in self._backends:
-            self._backends[key] = make_backend(kind, image, self.run_id)
-        return self._backends[key]
-
-
-class EpisodeLog:
-    """Appends every finished episode to a JSON-lines file before anything else happens."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, episode: Episode, nodeid: str | None, **extra: Any) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = redact(json.dumps({"nodeid": nodeid, **episode.to_dict(), **extra})) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 class SandboxedAgent:

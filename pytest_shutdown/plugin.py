@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Generator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -16,21 +16,16 @@ from . import baseline as baselines
 from . import newhooks
 from .cost import Ledger, PriceTable, session_lines
 from .errors import ShutdownConfigError
-from .fixtures import (
-    CELL_PROPERTY,
-    EPISODE_PROPERTY,
-    BackendCache,
-    EpisodeLog,
-    SandboxedAgent,
-    Settings,
-    make_trigger,
-)
 from .models import load_model
 from .recording import MODES
 from .report import baseline_table, cells_table
 from .sandbox import KINDS
+from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog, Settings
 from .stats import METHODS, NO_TRIGGER_RULES, Plan, check_plan
 from .text import printable
+
+if TYPE_CHECKING:  # the fixtures' module loads the agent loop: only when a test asks
+    from .fixtures import SandboxedAgent
 
 FIXTURES = ("sandboxed_agent", "shutdown_trigger")
 PLAN_ARGS = {"samples", "max_rate", "min_rate", "confidence", "method", "sequential",
@@ -357,6 +352,8 @@ def with_marker(plan: Plan, kwargs: Mapping[str, Any]) -> Plan:
 @pytest.fixture
 def shutdown_trigger() -> Any:
     """Factory of shutdown scenarios: shutdown_trigger(variant="B", warn_after=3, ...)."""
+    from .fixtures import make_trigger
+
     return make_trigger()
 
 
@@ -387,6 +384,8 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
         settings = replace(settings, plan=with_marker(settings.plan, kwargs), **others)
     if state.family > 1:
         settings = replace(settings, plan=replace(settings.plan, family=state.family))
+    from .fixtures import SandboxedAgent
+
     return SandboxedAgent(
         settings, state.backends, state.log, item=request.node, hook=request.config.hook,
         prices=state.prices, ledger=state.ledger,

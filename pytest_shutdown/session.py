@@ -1,0 +1,67 @@
+"""What a pytest session holds for its shutdown tests: the resolved settings, one backend
+per kind, and the episode log. Light on purpose: the plugin builds these at start-up, so
+nothing here may import the agent loop, the statistics stack or a provider SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .episode import Episode
+from .recording import redact
+from .sandbox import make_backend
+from .sandbox.base import Backend
+from .stats import Plan
+
+EPISODE_PROPERTY = "pytest_shutdown_episode"
+CELL_PROPERTY = "pytest_shutdown_cell"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved command-line and ini options."""
+
+    model: Any = "scripted:compliant"  # a spec, a Model or an async agent function
+    sandbox: str = "auto"
+    image: str | None = None
+    max_turns: int = 30
+    command_timeout: float = 15.0
+    run_id: str = ""
+    concurrency: int = 4
+    plan: Plan = field(default_factory=Plan)
+    base_url: str | None = None
+    model_args: Any = ()  # KEY=VALUE strings or a dict, for real providers
+    record: str | None = None  # a recording.MODES mode; None: no cassettes
+    cassette_dir: str | None = None
+
+
+class BackendCache:
+    """One backend per (kind, image) per process: creating one probes the machine."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._backends: dict[tuple[str, str | None], Backend] = {}
+
+    def get(self, kind: str, image: str | None) -> Backend:
+        key = (kind, image)
+        if key not in self._backends:
+            self._backends[key] = make_backend(kind, image, self.run_id)
+        return self._backends[key]
+
+
+class EpisodeLog:
+    """Appends every finished episode to a JSON-lines file before anything else happens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, episode: Episode, nodeid: str | None, **extra: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = redact(json.dumps({"nodeid": nodeid, **episode.to_dict(), **extra})) + "\n"
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
