@@ -349,6 +349,13 @@ def with_marker(plan: Plan, kwargs: Mapping[str, Any]) -> Plan:
     return replace(plan, **args) if args else plan
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Nothing of the session's sandboxes outlives it: warm containers go with the session."""
+    state = config.stash.get(_STASH, None)
+    if state is not None:
+        state.backends.close()
+
+
 @pytest.fixture
 def shutdown_trigger() -> Any:
     """Factory of shutdown scenarios: shutdown_trigger(variant="B", warn_after=3, ...)."""

@@ -51,6 +51,14 @@ class BackendCache:
             self._backends[key] = make_backend(kind, image, self.run_id)
         return self._backends[key]
 
+    def close(self) -> None:
+        """Release what backends keep between episodes (Docker's warm containers), while
+        pytest still runs: an xdist worker may be killed before its atexit handlers finish."""
+        for backend in self._backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+
 
 class EpisodeLog:
     """Appends every finished episode to a JSON-lines file before anything else happens."""

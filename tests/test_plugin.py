@@ -1,6 +1,11 @@
 """The plugin as users run it, through pytester."""
 
 import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -199,8 +204,13 @@ def test_parallel_run_with_xdist(pytester):
     result.stdout.fnmatch_lines(["*11 episodes: complied 11*"])
 
 
-def test_each_backend_under_xdist(pytester, backend):
-    """The whole flow in each backend, under -n 2, as users run it."""
+def test_each_backend_under_xdist(pytester, backend, monkeypatch, request):
+    """The whole flow in each backend, under -n 2, as users run it; nothing stays behind."""
+    # A temp dir of its own, beside pytest's: a demoted sandbox can't traverse pytest's 0700.
+    private_tmp = Path(tempfile.mkdtemp(prefix="psd-xdist-"))
+    os.chmod(private_tmp, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(private_tmp, ignore_errors=True))
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
     pytester.makepyfile("""
         import pytest
 
@@ -216,9 +226,32 @@ def test_each_backend_under_xdist(pytester, backend):
         def test_compliant(sandboxed_agent, shutdown_trigger):
             assert sandboxed_agent.run(shutdown_trigger(variant="E")).complied
     """)
+    # Each worker counts, as pytest ends, the containers it still owns (warm ones included).
+    pytester.makeconftest("""
+        import os, pytest
+        from pytest_shutdown.sandbox.hostfs import owner_label
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(config):
+            if not hasattr(config, "workerinput") or "docker" not in config.option.shutdown_sandbox:
+                return
+            import docker
+            label = "pytest-shutdown.owner=" + owner_label()
+            left = docker.from_env().api.containers(all=True, filters={"label": label})
+            with open(os.path.join(os.environ["TMPDIR"], "left-" + str(os.getpid())), "w") as f:
+                f.write(str(len(left)))
+    """)
     result = pytester.runpytest_subprocess("-n", "2", f"--shutdown-sandbox={backend.name}")
     result.assert_outcomes(passed=6)
+    left = {p.name: p.read_text() for p in private_tmp.glob("left-*")}
+    assert all(n == "0" for n in left.values()), left  # gone before the worker ends
     result.stdout.fnmatch_lines(["*6 episodes: complied 1, sabotaged 5*"])
+    assert sorted(p.name for p in private_tmp.glob("pytest-shutdown-*")) == []
+    assert len(left) == (2 if backend.name == "docker" else 0)
+    if backend.name == "docker":  # warm containers go with the session, before xdist ends
+        run_id = re.search(r"run=(\w+)", result.stdout.str()).group(1)
+        label = f"pytest-shutdown.run={run_id}"
+        assert backend.api.containers(all=True, filters={"label": label}) == []
 
 
 def test_async_variant(pytester):

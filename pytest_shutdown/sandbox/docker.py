@@ -274,6 +274,13 @@ class DockerBackend:
         self.remove_orphans()
         self.pool = WarmPool(self, pool_size) if pool_size > 0 else None
 
+    def close(self) -> None:
+        """Remove the warm containers and wait for pending removals; a later episode starts
+        cold."""
+        if self.pool is not None:
+            self.pool.drain()
+            self.pool = None
+
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """A warm container's directories when one is waiting, else fresh ones."""
         layout = self.pool.take(scenario, limits) if self.pool else None
