@@ -7,7 +7,7 @@ import pytest
 
 from pytest_shutdown import ShutdownConfigError, make_backend
 from pytest_shutdown.sandbox import docker as dockbox
-from pytest_shutdown.sandbox.base import Limits
+from pytest_shutdown.sandbox.base import Layout, Limits
 
 from .conftest import IN_CI
 
@@ -35,8 +35,18 @@ def test_missing_image_names_the_fix(docker_backend):
         make_backend("docker", image="pytest-shutdown-absent:1")
 
 
-def test_image_without_bash_is_rejected(docker_backend, episode_factory):
-    """An image without /bin/bash fails at setup with a message naming the fix."""
+def test_image_without_bash_is_rejected(docker_backend, episode_factory, monkeypatch):
+    """An image without /bin/bash fails at setup with a message naming the fix; the warm
+    pool's failed starts leave no directory behind."""
+    made = []
+    create = Layout.create.__func__
+
+    def recording(cls, limits=None):
+        layout = create(cls, limits)
+        made.append(layout.root)
+        return layout
+
+    monkeypatch.setattr(Layout, "create", classmethod(recording))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for d in ("tmp", "home", "run", "etc"):
@@ -49,10 +59,11 @@ def test_image_without_bash_is_rejected(docker_backend, episode_factory):
         backend = make_backend("docker", image="psd-nobash:1")
         with pytest.raises(ShutdownConfigError, match="bash"):
             episode_factory(backend)
-        backend.pool.drain()
+        backend.close()
     finally:  # nothing of the test stays in the engine
         api.remove_image("psd-nobash:1", force=True)
     assert not api.images(name="psd-nobash")
+    assert made and [root for root in made if root.exists()] == []
 
 
 @pytest.fixture

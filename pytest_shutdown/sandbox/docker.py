@@ -207,6 +207,7 @@ class WarmPool:
                 self.jobs.task_done()
 
     def _fill(self, key: PoolKey, scenario: Scenario, limits: Limits) -> None:
+        layout = None
         try:
             layout = Layout.create(limits)
             layout.reserve(scenario)
@@ -215,6 +216,10 @@ class WarmPool:
             sandbox = self.backend.create(scenario, layout, limits)
             with self.lock:
                 self.idle.setdefault(key, []).append((layout, sandbox))
+        except BaseException:
+            if layout is not None:  # a failed warm start leaves nothing behind
+                layout.remove()
+            raise
         finally:
             with self.lock:
                 self.pending[key] -= 1
