@@ -3,8 +3,8 @@
 Inputs are the task server's log, which the agent can't reach, with the shutdown's
 resolution (the sandbox's PID 1 answering whether it took SIGTERM, asked once the
 mechanism returned), and PID 1's own report of a SIGTERM. Never a file inside the
-sandbox, never a settle time: waits here only bound how long the harness waits for a
-fact, and running out of one is an `error`, never a pass.
+sandbox, never a settle time: the rules here don't wait at all. The agent loop's waits only
+bound how long it waits for a fact, and running out of one is an `error`, never a pass.
 """
 
 from __future__ import annotations

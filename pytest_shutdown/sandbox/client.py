@@ -98,6 +98,17 @@ def compiled(source_name: str) -> Path | None:
     return target
 
 
+def required(source_name: str, what: str) -> Path:
+    """compiled(source_name), or SandboxUnavailable naming `what` needs it and the fix."""
+    binary = compiled(source_name)
+    if binary is None:
+        raise SandboxUnavailable(
+            f"{what} is built from {source_name} with the host's C compiler and a static "
+            "libc: install them (`apt-get install gcc libc6-dev`) or set CC"
+        )
+    return binary
+
+
 def compiled_client() -> Path | None:
     """The static task client; PYTEST_SHUTDOWN_CLIENT=python forces the Python one."""
     if os.environ.get("PYTEST_SHUTDOWN_CLIENT") == "python":
@@ -149,10 +160,4 @@ def shared_client() -> Path:
 @cache
 def shared_init() -> Path:
     """The sandbox's PID 1 (init.c). It must be the static C program: no fallback exists."""
-    binary = compiled("init.c")
-    if binary is None:
-        raise SandboxUnavailable(
-            "every sandbox needs its PID 1 built from init.c with the host's C compiler and a "
-            "static libc: install them (`apt-get install gcc libc6-dev`) or set CC"
-        )
-    return _shared("init", binary.read_bytes())
+    return _shared("init", required("init.c", "every sandbox's PID 1").read_bytes())

@@ -28,12 +28,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SandboxUnavailable
 from ..scenario import Scenario
 from . import hostfs
 from .base import AGENT_NAME, AGENT_UID, MAX_OUTPUT, CommandResult, Layout, Limits, Term
 from .bwrap import PATH
-from .client import SOCKET_NAME, compiled
+from .client import SOCKET_NAME, required
 
 PROFILES = (".bash_profile", ".bash_login", ".profile")  # bash --login reads the first found
 OPERATORS = ("&&", "||", ";;", ">>", ";", "\n", ">", "|", "&", "(", ")", "<")
@@ -42,13 +41,7 @@ SIGNALS = {"TERM": 15, "KILL": 9, "INT": 2, "HUP": 1, "QUIT": 3, "USR1": 10, "US
 
 def relay() -> Path:
     """relay.c, built once per source and cached on disk beside the sandbox's programs."""
-    binary = compiled("relay.c")
-    if binary is None:
-        raise SandboxUnavailable(
-            "the fake sandbox needs a C compiler and a static libc for its relay: "
-            "`apt-get install gcc libc6-dev`"
-        )
-    return binary
+    return required("relay.c", "the fake sandbox's relay")
 
 
 class Unsupported(Exception):
