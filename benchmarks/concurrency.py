@@ -14,8 +14,8 @@ import asyncio
 import time
 
 from pytest_shutdown import AgentConfig, load_model, make_backend, palisade, run_episode
-from pytest_shutdown.sampling import sample
-from pytest_shutdown.stats import Plan
+from pytest_shutdown.verdict.sampling import sample
+from pytest_shutdown.verdict.stats import Plan
 
 
 class SlowModel:

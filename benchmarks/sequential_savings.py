@@ -20,7 +20,7 @@ import numpy as np
 from scipy.stats import binom
 from statsmodels.stats.proportion import proportion_confint
 
-from pytest_shutdown import sequential
+from pytest_shutdown.verdict import sequential
 
 # Palisade's table, sabotage % (GPT-5 E: both published values kept).
 TABLE = {

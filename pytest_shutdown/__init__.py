@@ -5,28 +5,28 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .episode import Episode, Outcome
+from .episode.evidence import Evidence
+from .episode.record import Episode, Outcome
 from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError
-from .evidence import Evidence
 from .models import Message, Model, ModelError, Tool, ToolCall, load_model
-from .palisade import palisade, variants
 from .sandbox import Limits, make_backend
-from .scenario import File, Scenario, Task, TaskProgram, Trigger
-from .stats import Counts, Plan, Verdict
+from .scenarios.palisade import palisade, variants
+from .scenarios.scenario import File, Scenario, Task, TaskProgram, Trigger
+from .verdict.stats import Counts, Plan, Verdict
 
 __version__ = "0.2.0"
 
 # The agent loop and what runs it load on first use (PEP 562), so the pytest plugin, which
 # imports this package, doesn't slow pytest runs that have no shutdown tests.
 _LAZY = {
-    "AgentConfig": ".agent", "run_episode": ".agent", "SandboxedAgent": ".fixtures",
-    "SampleResult": ".sampling",
+    "AgentConfig": ".episode.loop", "run_episode": ".episode.loop", "SandboxedAgent": ".runner",
+    "SampleResult": ".verdict.sampling",
 }  # fmt: skip
 
 if TYPE_CHECKING:
-    from .agent import AgentConfig, run_episode
-    from .fixtures import SandboxedAgent
-    from .sampling import SampleResult
+    from .episode.loop import AgentConfig, run_episode
+    from .runner import SandboxedAgent
+    from .verdict.sampling import SampleResult
 
 
 def __getattr__(name: str) -> Any:

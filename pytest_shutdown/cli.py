@@ -8,13 +8,13 @@ import re
 import sys
 from typing import Any, NoReturn
 
-from .agent import AgentConfig, run_episode
-from .episode import Episode
+from .episode.loop import AgentConfig, run_episode
+from .episode.record import Episode
 from .errors import ShutdownConfigError
 from .models import load_model
-from .palisade import scenario_from_spec
 from .plugin import TIMEOUT_RULE, TURNS_RULE, command_timeout_ok, positive_int
 from .sandbox import KINDS, make_backend
+from .scenarios.palisade import scenario_from_spec
 from .text import printable
 
 EPILOG = """exit status: 0 the episode complied (build-image: the image was built); 1 the episode
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "build-image":
-            from .images import NAME_RULE, build_image, valid_name
             from .sandbox.docker import DEFAULT_IMAGE
+            from .sandbox.images import NAME_RULE, build_image, valid_name
 
             name = args.name or DEFAULT_IMAGE
             if not valid_name(name):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .episode import Episode
+    from .episode.record import Episode
     from .models import Model
 
 

@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from . import baseline as baselines
 from . import newhooks
-from .cost import Ledger, PriceTable, session_lines
 from .errors import ShutdownConfigError
 from .models import load_model
-from .recording import MODES
-from .report import baseline_table, cells_table
+from .models.cost import Ledger, PriceTable, session_lines
+from .models.recording import MODES
+from .report.tables import baseline_table, cells_table
 from .sandbox import KINDS
 from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog, Settings
-from .stats import METHODS, NO_TRIGGER_RULES, Plan, check_plan
 from .text import printable
+from .verdict import baseline as baselines
+from .verdict.stats import METHODS, NO_TRIGGER_RULES, Plan, check_plan
 
-if TYPE_CHECKING:  # the fixtures' module loads the agent loop: only when a test asks
-    from .fixtures import SandboxedAgent
+if TYPE_CHECKING:  # the runner loads the agent loop: only when a test asks
+    from .runner import SandboxedAgent
 
 FIXTURES = ("sandboxed_agent", "shutdown_trigger")
 PLAN_ARGS = {"samples", "max_rate", "min_rate", "confidence", "method", "sequential",
@@ -359,7 +359,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture
 def shutdown_trigger() -> Any:
     """Factory of shutdown scenarios: shutdown_trigger(variant="B", warn_after=3, ...)."""
-    from .fixtures import make_trigger
+    from .runner import make_trigger
 
     return make_trigger()
 
@@ -391,7 +391,7 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
         settings = replace(settings, plan=with_marker(settings.plan, kwargs), **others)
     if state.family > 1:
         settings = replace(settings, plan=replace(settings.plan, family=state.family))
-    from .fixtures import SandboxedAgent
+    from .runner import SandboxedAgent
 
     return SandboxedAgent(
         settings, state.backends, state.log, item=request.node, hook=request.config.hook,

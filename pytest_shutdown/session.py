@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .episode import Episode
-from .recording import redact
+from .episode.record import Episode
+from .models.recording import redact
 from .sandbox import make_backend
 from .sandbox.base import Backend
-from .stats import Plan
+from .verdict.stats import Plan
 
 EPISODE_PROPERTY = "pytest_shutdown_episode"
 CELL_PROPERTY = "pytest_shutdown_cell"

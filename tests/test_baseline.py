@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pytest_shutdown import baseline
 from pytest_shutdown.errors import ShutdownConfigError
+from pytest_shutdown.verdict import baseline
 
 RULES = {"no_trigger": "exclude", "attempted": False}
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from pytest_shutdown import palisade
-from pytest_shutdown.channel import TaskServer
+from pytest_shutdown.episode.channel import TaskServer
 
 
 def connect(server):

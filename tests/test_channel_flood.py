@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from pytest_shutdown import Outcome, agent, make_backend, palisade, run_episode
-from pytest_shutdown.channel import TaskServer
+from pytest_shutdown import Outcome, make_backend, palisade, run_episode
+from pytest_shutdown.episode import loop as agent
+from pytest_shutdown.episode.channel import TaskServer
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.models import Message, ToolCall
 from pytest_shutdown.sandbox.base import Limits

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from pytest_shutdown import evidence
+from pytest_shutdown.episode import evidence
 
 
 @pytest.fixture

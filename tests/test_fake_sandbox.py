@@ -7,8 +7,8 @@ import pytest
 from pytest_shutdown import AgentConfig, load_model, make_backend, run_episode
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.models.scripted import POLICIES, ReplayModel
-from pytest_shutdown.palisade import palisade
 from pytest_shutdown.sandbox.fake import FakeBackend, apply_mode, printf_format
+from pytest_shutdown.scenarios.palisade import palisade
 
 from .conftest import IN_CI
 

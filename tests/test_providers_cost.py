@@ -5,9 +5,9 @@ import asyncio
 import pytest
 
 from pytest_shutdown import Message, load_model
-from pytest_shutdown.cost import Ledger, PriceTable, session_lines
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.models import TOOLS
+from pytest_shutdown.models.cost import Ledger, PriceTable, session_lines
 
 USAGE = {"input": 1_000_000, "cached": 400_000, "output": 500_000, "reasoning": 300_000}
 

@@ -9,7 +9,7 @@ import pytest
 from pytest_shutdown import Message, ModelError, load_model, make_backend, palisade, run_episode
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.models import TOOLS
-from pytest_shutdown.providers.retry import google_retry_delay, retry_after
+from pytest_shutdown.models.providers.retry import google_retry_delay, retry_after
 from pytest_shutdown.testing import Fault
 
 PROVIDERS = ("openai", "openai-chat", "google")

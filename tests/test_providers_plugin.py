@@ -6,9 +6,9 @@ import pytest
 
 # Imported here, before pytester's in-process runs, so that those runs and this process
 # share one copy of each SDK (pytester drops modules first imported inside a run).
-import pytest_shutdown.providers.google
-import pytest_shutdown.providers.openai_chat
-import pytest_shutdown.providers.openai_responses  # noqa: F401
+import pytest_shutdown.models.providers.google
+import pytest_shutdown.models.providers.openai_chat
+import pytest_shutdown.models.providers.openai_responses  # noqa: F401
 from pytest_shutdown.cli import main
 
 BWRAP = "--shutdown-sandbox=bwrap"

@@ -7,8 +7,8 @@ import pytest
 
 from pytest_shutdown import palisade
 from pytest_shutdown.errors import ShutdownConfigError
-from pytest_shutdown.fixtures import BackendCache, EpisodeLog, SandboxedAgent, Settings
-from pytest_shutdown.recording import Cassette, _difference, redact
+from pytest_shutdown.models.recording import Cassette, _difference, redact
+from pytest_shutdown.runner import BackendCache, EpisodeLog, SandboxedAgent, Settings
 from pytest_shutdown.sandbox import make_backend
 
 SENTINEL = "sk-SENTINEL-0123456789abcdef"

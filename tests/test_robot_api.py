@@ -24,7 +24,7 @@ from pytest_shutdown import (
     palisade,
     run_episode,
 )
-from pytest_shutdown.channel import TaskServer
+from pytest_shutdown.episode.channel import TaskServer
 
 WORKER = """\
 #!/bin/bash

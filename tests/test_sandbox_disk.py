@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from pytest_shutdown import Outcome, evidence, palisade
+from pytest_shutdown import Outcome, palisade
+from pytest_shutdown.episode import evidence
 from pytest_shutdown.sandbox.base import Layout, Limits
 
 # 2,000 empty files fill the evidence snapshot's entry cap; the bulk hides past them.

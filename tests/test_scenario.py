@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 
 from pytest_shutdown import File, Scenario, ShutdownConfigError, TaskProgram, palisade, variants
-from pytest_shutdown.palisade import SHUTDOWN_SCRIPT, prompts
+from pytest_shutdown.scenarios.palisade import SHUTDOWN_SCRIPT, prompts
 
 from .strategies import palisade_params
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from pytest_shutdown import sequential
 from pytest_shutdown.errors import ShutdownConfigError
-from pytest_shutdown.stats import Counts, Plan, check_plan, judge
+from pytest_shutdown.verdict import sequential
+from pytest_shutdown.verdict.stats import Counts, Plan, check_plan, judge
 
 ALPHA = 0.05
 TOLERANCE = 0.01  # Monte Carlo slack: 4000 runs give a standard error of about 0.0035
@@ -62,8 +62,8 @@ def test_sample_stops_once_a_pass_is_out_of_reach():
     """After the first sabotage no later run of clean episodes can pass within the cap."""
     import asyncio
 
-    from pytest_shutdown.episode import Episode, Outcome
-    from pytest_shutdown.sampling import sample
+    from pytest_shutdown.episode.record import Episode, Outcome
+    from pytest_shutdown.verdict.sampling import sample
 
     outcomes = iter([Outcome.COMPLIED] * 3 + [Outcome.SABOTAGED] + [Outcome.COMPLIED] * 200)
 
@@ -142,7 +142,7 @@ def test_sample_refuses_a_plan_that_can_never_pass_before_any_episode():
     """sample() checks feasibility first: the episode factory is never called."""
     import asyncio
 
-    from pytest_shutdown.sampling import sample
+    from pytest_shutdown.verdict.sampling import sample
 
     calls = []
 
@@ -190,8 +190,8 @@ def test_sample_stops_and_fails_once_the_error_budget_is_spent():
     """More errors than max_error_rate x samples can never recover: stop and fail."""
     import asyncio
 
-    from pytest_shutdown.episode import Episode, Outcome
-    from pytest_shutdown.sampling import sample
+    from pytest_shutdown.episode.record import Episode, Outcome
+    from pytest_shutdown.verdict.sampling import sample
 
     async def run():
         return Episode("s", "m", "none", outcome=Outcome.ERROR)
@@ -218,8 +218,8 @@ def test_sample_does_not_stop_on_a_pass_while_errors_exceed_the_budget():
     """A pass decided while errors are over budget keeps sampling; more episodes dilute them."""
     import asyncio
 
-    from pytest_shutdown.episode import Episode, Outcome
-    from pytest_shutdown.sampling import sample
+    from pytest_shutdown.episode.record import Episode, Outcome
+    from pytest_shutdown.verdict.sampling import sample
 
     outcomes = iter([Outcome.ERROR] * 4 + [Outcome.COMPLIED] * 200)
 
@@ -265,8 +265,8 @@ def test_concurrency_is_bounded_per_provider():
     """Samples sharing a loop share one bound per provider; other providers have their own."""
     import asyncio
 
-    from pytest_shutdown.episode import Episode, Outcome
-    from pytest_shutdown.sampling import sample
+    from pytest_shutdown.episode.record import Episode, Outcome
+    from pytest_shutdown.verdict.sampling import sample
 
     running = {"openai": 0, "google": 0}
     peak = {"openai": 0, "google": 0}

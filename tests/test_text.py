@@ -5,11 +5,11 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_shutdown import baseline
-from pytest_shutdown.episode import Episode, Outcome
-from pytest_shutdown.evidence import Evidence
-from pytest_shutdown.report import baseline_table
+from pytest_shutdown.episode.evidence import Evidence
+from pytest_shutdown.episode.record import Episode, Outcome
+from pytest_shutdown.report.tables import baseline_table
 from pytest_shutdown.text import printable
+from pytest_shutdown.verdict import baseline
 
 CLEAR = "\x1b[2J\x1b[H"
 FORGED = "palisade:E with scripted:compliant in bwrap: complied (the sandbox stopped)"

@@ -69,7 +69,7 @@ def load_model(
     if spec.startswith("replay:"):
         return replay(spec.split(":", 1)[1])
     if "/" in spec:  # provider/MODEL; imported late: each SDK takes about a second
-        from ..providers import load_provider
+        from .providers import load_provider
 
         return load_provider(spec, args, base_url)
     raise ShutdownConfigError(

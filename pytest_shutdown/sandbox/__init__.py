@@ -59,7 +59,7 @@ def probe(backend: Backend, reasons: list[str]) -> bool:
     """Start and stop one sandbox, so `auto` never picks a backend that can't run."""
     if backend.name == "docker":
         return True  # the daemon answered and the image exists
-    from ..palisade import palisade
+    from ..scenarios.palisade import palisade
 
     scenario = palisade("A")
     layout = Layout.create()

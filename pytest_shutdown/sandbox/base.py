@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..scenario import Scenario
+from ..scenarios.scenario import Scenario
 from . import hostfs
 from .client import INIT_PATH, shared_client, shared_init
 

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
-from ..scenario import Scenario
+from ..scenarios.scenario import Scenario
 from . import hostfs
 from .base import (
     AGENT_NAME,

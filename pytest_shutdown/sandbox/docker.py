@@ -21,16 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
-from ..scenario import Scenario
-from .base import (
-    AGENT_UID,
-    ChannelClosed,
-    CommandResult,
-    Layout,
-    Limits,
-    ShellChannel,
-    init_argv,
-)
+from ..scenarios.scenario import Scenario
+from .base import AGENT_UID, ChannelClosed, CommandResult, Layout, Limits, ShellChannel, init_argv
 from .client import CONTROL_DIR, compiled_client
 from .hostfs import owner_alive, owner_label
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..scenario import Scenario
+from ..scenarios.scenario import Scenario
 from . import hostfs
 from .base import AGENT_NAME, AGENT_UID, MAX_OUTPUT, CommandResult, Layout, Limits, Term
 from .bwrap import PATH

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
-from ..scenario import Scenario
+from ..scenarios.scenario import Scenario
 from .base import Layout, Limits, init_argv
 from .bwrap import NOBODY, PATH, BwrapSandbox, etc_files, host_view
 from .client import CONTROL_DIR, static_bash

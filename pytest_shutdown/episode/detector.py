@@ -9,9 +9,9 @@ bound how long it waits for a fact, and running out of one is an `error`, never 
 
 from __future__ import annotations
 
+from ..sandbox.base import Term
 from .channel import ChannelLog
-from .episode import Outcome
-from .sandbox.base import Term
+from .record import Outcome
 
 Verdict = tuple[Outcome, str]
 

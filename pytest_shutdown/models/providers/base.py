@@ -15,8 +15,8 @@ import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from ..errors import ShutdownConfigError
-from ..models.base import Message, ModelError, Tool, ToolCall
+from ...errors import ShutdownConfigError
+from ..base import Message, ModelError, Tool, ToolCall
 from . import args as model_args
 from .retry import Fatal, Retry, RetryPolicy, with_retries
 

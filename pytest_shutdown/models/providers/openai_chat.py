@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..models.base import Message, ModelError, Tool, ToolCall
+from ..base import Message, ModelError, Tool, ToolCall
 from . import openai_common
 from .base import ProviderModel, usage
 from .retry import Fatal, Retry

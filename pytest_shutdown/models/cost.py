@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ShutdownConfigError
-from .models.base import Message, Model, ModelError, Tool
+from ..errors import ShutdownConfigError
+from .base import Message, Model, ModelError, Tool
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,19 +10,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .agent import AgentConfig, run_episode
-from .cost import BudgetExceeded, Ledger, Metered, PriceTable
-from .episode import Episode
+from .episode.loop import AgentConfig, run_episode
+from .episode.record import Episode
 from .errors import ShutdownConfigError
 from .models import Model, load_model
-from .palisade import palisade
-from .providers.base import ProviderModel
-from .recording import Cassette, cassette_path, episode_key
-from .sampling import SampleResult, sample
+from .models.cost import BudgetExceeded, Ledger, Metered, PriceTable
+from .models.providers.base import ProviderModel
+from .models.recording import Cassette, cassette_path, episode_key
 from .sandbox.base import Backend
-from .scenario import Scenario
+from .scenarios.palisade import palisade
+from .scenarios.scenario import Scenario
 from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog, Settings
-from .stats import summary_row
+from .verdict.sampling import SampleResult, sample
+from .verdict.stats import summary_row
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from importlib import import_module
 from typing import Any
 
-from ..errors import ShutdownConfigError
+from ...errors import ShutdownConfigError
 from . import args as model_args
 from .base import ProviderModel
 

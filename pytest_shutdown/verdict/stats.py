@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from .episode import Episode, Outcome
-from .errors import ShutdownConfigError
+from ..episode.record import Episode, Outcome
+from ..errors import ShutdownConfigError
 
 METHODS = {"clopper-pearson": "beta", "wilson": "wilson", "jeffreys": "jeffreys"}
 NO_TRIGGER_RULES = ("exclude", "fail", "comply")

@@ -8,10 +8,10 @@ import shutil
 import subprocess
 import tarfile
 
-from .errors import SandboxUnavailable, ShutdownConfigError
-from .sandbox.base import AGENT_NAME, AGENT_UID
-from .sandbox.client import is_static
-from .sandbox.docker import DEFAULT_IMAGE, PATH
+from ..errors import SandboxUnavailable, ShutdownConfigError
+from .base import AGENT_NAME, AGENT_UID
+from .client import is_static
+from .docker import DEFAULT_IMAGE, PATH
 
 HINT = "apt-get install bash-static busybox-static"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ShutdownConfigError
+from ..errors import ShutdownConfigError
 
 SCHEMA = "pytest-shutdown-results/2"
 FIELDS = ("key", "model", "scenario", "variant", "params", "k", "n", "outcomes", "nodeid",

@@ -8,8 +8,8 @@ from enum import Enum
 from functools import partial
 from typing import Any
 
+from ..text import printable
 from .evidence import Evidence
-from .text import printable
 
 
 class Outcome(str, Enum):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ShutdownConfigError
+from ..errors import ShutdownConfigError
 
 # Per episode, `TaskProgram.handler()` makes one of these; it answers each call's argv.
 Handler = Callable[[tuple[str, ...]], str]

@@ -11,8 +11,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ShutdownConfigError
-from ..models.base import Message, ModelError, Tool, ToolCall
+from ...errors import ShutdownConfigError
+from ..base import Message, ModelError, Tool, ToolCall
 from . import openai_common
 from .base import ProviderModel, usage
 from .retry import Fatal, Retry

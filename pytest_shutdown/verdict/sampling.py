@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .episode import Episode
+from ..episode.record import Episode
 from .stats import Counts, Plan, Verdict, check_plan, judge
 
 EARLY = {

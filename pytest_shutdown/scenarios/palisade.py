@@ -7,7 +7,7 @@ from functools import cache
 from importlib.resources import files as package_files
 from typing import Any
 
-from .errors import ShutdownConfigError
+from ..errors import ShutdownConfigError
 from .scenario import File, Scenario, Task, TaskProgram, Trigger
 
 if sys.version_info >= (3, 11):

@@ -10,13 +10,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ShutdownConfigError
+from ..models import TOOLS, Message, Model, ModelError
+from ..sandbox.base import Backend, CommandResult, Layout, Limits, Sandbox
+from ..scenarios.scenario import Scenario
 from . import detector, evidence
 from .channel import ChannelLog, TaskServer
-from .episode import Episode, Outcome
-from .errors import ShutdownConfigError
-from .models import TOOLS, Message, Model, ModelError
-from .sandbox.base import Backend, CommandResult, Layout, Limits, Sandbox
-from .scenario import Scenario
+from .record import Episode, Outcome
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..errors import ShutdownConfigError
+from ...errors import ShutdownConfigError
 
 _KEY = re.compile(r"^[a-z_][a-z0-9_]*(\.[A-Za-z0-9_]+)?$")
 # Arguments that change how we talk to the server, not what the model says. They are

@@ -14,8 +14,8 @@ from typing import Any
 from google import genai
 from google.genai import errors, types
 
-from ..errors import ShutdownConfigError
-from ..models.base import Message, ModelError, Tool, ToolCall
+from ...errors import ShutdownConfigError
+from ..base import Message, ModelError, Tool, ToolCall
 from .base import ProviderModel, tool_names, usage
 from .retry import Fatal, Retry, google_retry_delay, retry_after
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .text import printable
+from ..text import printable
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..models.base import ModelError
+from ..base import ModelError
 
 T = TypeVar("T")
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ShutdownConfigError
-from .models.base import Message, Model, ModelError, Tool, ToolCall
+from ..errors import ShutdownConfigError
+from .base import Message, Model, ModelError, Tool, ToolCall
 
 MODES = ("none", "once", "new_episodes", "all")
 VERSION = 1

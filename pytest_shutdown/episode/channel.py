@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..sandbox.client import SOCKET_NAME
+from ..scenarios.scenario import Scenario
 from . import evidence
 from .evidence import TriggerContext
-from .sandbox.client import SOCKET_NAME
-from .scenario import Scenario
 
 MAX_ARGV = 65536  # bytes of arguments per call
 MAX_HANDLERS = 32  # calls in progress at once; more are turned away, never a host thread each

@@ -1,0 +1,1 @@
+"""Scenarios as data, and the Palisade scenario."""

@@ -1,0 +1,1 @@
+"""Verdicts over many episodes: statistics, sequential stopping, sampling, baselines."""
