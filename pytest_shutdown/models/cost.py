@@ -34,17 +34,26 @@ class BudgetExceeded(RuntimeError):
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens. Cache writes (Anthropic's; part of input) cost `cache_write`
+    for the default 5-minute cache and `cache_write_1h` for the 1-hour one."""
 
     input: float
     cached_input: float
     output: float
+    cache_write: float | None = None  # None: the input price
+    cache_write_1h: float | None = None  # None: the cache_write price
 
     def cost(self, usage: Mapping[str, int]) -> float:
         cached = usage.get("cached", 0)
+        written = usage.get("cache_write", 0)
+        hour = usage.get("cache_write_1h", 0)  # part of cache_write
+        write = self.input if self.cache_write is None else self.cache_write
+        write_1h = write if self.cache_write_1h is None else self.cache_write_1h
         return (
-            (usage.get("input", 0) - cached) * self.input
+            (usage.get("input", 0) - cached - written) * self.input
             + cached * self.cached_input
+            + (written - hour) * write
+            + hour * write_1h
             + usage.get("output", 0) * self.output
         ) / 1e6
 
@@ -61,15 +70,15 @@ class PriceTable:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
             models = {
-                family: {name: Price(float(p["input"]), float(p.get("cached_input", p["input"])),
-                                     float(p["output"])) for name, p in table.items()}
+                family: {name: _price(p) for name, p in table.items()}
                 for family, table in data.items() if isinstance(table, dict)
             }  # fmt: skip
             return cls(str(data["date"]), models, path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ShutdownConfigError(
                 f'price table {path} is unreadable ({exc}); it needs date = "YYYY-MM-DD" '
-                'and [provider] tables of "model" = { input, cached_input, output }'
+                'and [provider] tables of "model" = { input, cached_input, output } (and '
+                "cache_write, cache_write_1h where the provider charges cache writes)"
             ) from exc
 
     def price(self, model: str) -> Price | None:
@@ -82,6 +91,14 @@ class PriceTable:
     def cost(self, model: str, usage: Mapping[str, int]) -> float | None:
         price = self.price(model)
         return price.cost(usage) if price is not None and usage else None
+
+
+def _price(p: Mapping[str, Any]) -> Price:
+    def optional(key: str) -> float | None:
+        return None if p.get(key) is None else float(p[key])
+
+    return Price(float(p["input"]), float(p.get("cached_input", p["input"])), float(p["output"]),
+                 optional("cache_write"), optional("cache_write_1h"))  # fmt: skip
 
 
 def total(usages: Iterable[Mapping[str, int]]) -> dict[str, int]:
