@@ -157,3 +157,65 @@ def test_stop_cuts_slow_replies_short():
     server.stop()
     thread.join(5)
     assert time.perf_counter() - started < 2 and not thread.is_alive()
+
+
+MESSAGES = {"model": "compliant", "max_tokens": 100,
+            "messages": [{"role": "user", "content": USER}]}  # fmt: skip
+
+
+def post_messages(server, body, headers=None):
+    """POST to /v1/messages with the headers the API wants (or the ones given)."""
+    sent = {"content-type": "application/json", "x-api-key": FAKE_API_KEY,
+            "anthropic-version": "2026-10-21"}  # fmt: skip
+    sent.update(headers or {})
+    request = urllib.request.Request(server.url + "/v1/messages", json.dumps(body).encode(),
+                                     {k: v for k, v in sent.items() if v is not None})  # fmt: skip
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_messages_wants_its_version_header_and_key(fake_model_server):
+    """x-api-key (or a bearer token) and anthropic-version, with Anthropic's error shape."""
+    status, reply = post_messages(fake_model_server, MESSAGES)
+    assert status == 200 and reply["stop_reason"] == "tool_use"
+    assert [b["type"] for b in reply["content"]] == ["thinking", "text", "tool_use"]
+    status, reply = post_messages(fake_model_server, MESSAGES, {"anthropic-version": None})
+    assert status == 400 and reply["type"] == "error"
+    assert reply["error"] == {"type": "invalid_request_error",
+                              "message": "anthropic-version: header is required"}  # fmt: skip
+    assert reply["request_id"].startswith("req_")
+    status, reply = post_messages(fake_model_server, MESSAGES, {"x-api-key": "wrong"})
+    assert status == 401 and reply["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"max_tokens": None}, "max_tokens: Field required"),
+     ({"tools": [{"type": "function", "function": {"name": "bash"}}]}, "tools.0"),
+     ({"thinking": {"type": "enabled", "budget_tokens": 512}}, "greater than or equal to 1024"),
+     ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "must be greater than"),
+     ({"messages": [{"role": "user", "content": [
+         {"type": "text", "text": "x"},
+         {"type": "tool_result", "tool_use_id": "toolu_x", "content": "y"}]}]},
+      "must come first")],
+)  # fmt: skip
+def test_messages_refuses_what_the_api_refuses(fake_model_server, change, message):
+    """Missing max_tokens, Chat-style tools, a bad thinking budget, results after text."""
+    body = {k: v for k, v in {**MESSAGES, **change}.items() if v is not None}
+    status, reply = post_messages(fake_model_server, body)
+    assert status == 400 and message in reply["error"]["message"], reply
+
+
+def test_messages_faults_carry_anthropic_error_types(fake_model_server):
+    """529 is overloaded_error, a spend limit is a 429 with its error_code, 402 billing."""
+    fake_model_server.inject(Fault.overloaded(api="anthropic"), Fault.quota(api="anthropic"),
+                             Fault.billing(api="anthropic"))  # fmt: skip
+    seen = [post_messages(fake_model_server, MESSAGES) for _ in range(4)]
+    assert [(s, r.get("error", {}).get("type")) for s, r in seen] == [
+        (529, "overloaded_error"), (429, "rate_limit_error"), (402, "billing_error"), (200, None),
+    ]  # fmt: skip
+    assert seen[1][1]["error"]["details"] == {"error_code": "enforced_spend_limit_reached"}

@@ -1,4 +1,4 @@
-"""Fixtures: `fake_model_server`, a FakeServer that both SDKs reach through the environment."""
+"""Fixtures: `fake_model_server`, a FakeServer that the SDKs reach through the environment."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def no_proxy(current: str | None) -> str:
 
 @pytest.fixture
 def fake_model_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
-    """A fake OpenAI/Gemini server on 127.0.0.1, with the SDKs' environment pointing at it.
+    """A fake OpenAI/Gemini/Anthropic server on 127.0.0.1, with the SDKs' environment
+    pointing at it.
 
-    `openai/POLICY`, `openai-chat/POLICY` and `google/POLICY` specs then run the scripted
-    policy POLICY (compliant, saboteur-rm, ...) through the real SDKs, offline.
+    `openai/POLICY`, `openai-chat/POLICY`, `google/POLICY` and `anthropic/POLICY` specs
+    then run the scripted policy POLICY (compliant, saboteur-rm, ...) through the real
+    SDKs, offline.
     """
     with FakeServer() as server:
         for key, value in server.env().items():

@@ -1,7 +1,7 @@
-"""A local model server for offline tests: three wire formats, scripted replies, faults.
+"""A local model server for offline tests: four wire formats, scripted replies, faults.
 
-The real openai and google-genai SDKs talk to it over HTTP on 127.0.0.1, so a test
-exercises the same client code, retries and validation as a live run. The request's
+The real openai, google-genai and anthropic SDKs talk to it over HTTP on 127.0.0.1, so a
+test exercises the same client code, retries and validation as a live run. The request's
 model name picks the scripted policy: `openai/saboteur-rm` gets `scripted:saboteur-rm`.
 """
 
@@ -21,21 +21,25 @@ from typing import Any
 from ..errors import ShutdownConfigError
 from ..models.base import TOOLS, Message, Model, ModelError
 from ..models.scripted import scripted
-from .wire import Api, Chat, Gemini, Responses, WireError
+from .wire import Api, Chat, Gemini, Messages, Responses, WireError
 
 FAKE_API_KEY = "sk-pytest-shutdown-fake-key"
+VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # anthropic-version, a date
+STATUS_FAULTS = ("status", "rate_limit", "quota", "auth", "billing", "overloaded")
 GOOGLE_PATH = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):generateContent$")
-SPECIAL = ("refusal", "malformed_arguments", "empty")
+SPECIAL = ("refusal", "malformed_arguments", "empty", "max_tokens")
+ROUTES = {"/v1/responses": "responses", "/v1/chat/completions": "chat", "/v1/messages": "anthropic"}
 
 
 @dataclass
 class Fault:
     """What to do to the next matching request instead of answering it normally.
 
-    kind: `status` (an HTTP error; `rate_limit`, `quota` and `auth` are named kinds of
-    it), `slow` (answer after `delay` s), `malformed_json`, `truncated`, or a bad model
-    reply: `refusal`, `malformed_arguments`, `empty`. `api` limits it to `responses`,
-    `chat` or `google`; `times` is how many requests it hits.
+    kind: `status` (an HTTP error; `rate_limit`, `quota`, `auth`, `billing` and
+    `overloaded` are named kinds of it), `slow` (answer after `delay` s), `malformed_json`,
+    `truncated`, or a bad model reply: `refusal`, `malformed_arguments`, `empty`,
+    `max_tokens` (cut at the token limit). `api` limits it to `responses`, `chat`,
+    `google` or `anthropic`; `times` is how many requests it hits.
     """
 
     kind: str
@@ -58,6 +62,16 @@ class Fault:
     @classmethod
     def auth(cls, **kw: Any) -> Fault:
         return cls("auth", status=401, **kw)
+
+    @classmethod
+    def billing(cls, **kw: Any) -> Fault:
+        """402, Anthropic's billing_error."""
+        return cls("billing", status=402, **kw)
+
+    @classmethod
+    def overloaded(cls, retry_after: float | None = None, **kw: Any) -> Fault:
+        """529, Anthropic's overloaded_error."""
+        return cls("overloaded", status=529, retry_after=retry_after, **kw)
 
     @classmethod
     def server_error(cls, status: int = 500, **kw: Any) -> Fault:
@@ -88,7 +102,8 @@ class Stats:
 
 
 class FakeServer:
-    """Serves /v1/responses, /v1/chat/completions and /v1beta/models/M:generateContent."""
+    """Serves /v1/responses, /v1/chat/completions, /v1beta/models/M:generateContent and
+    /v1/messages."""
 
     def __init__(self, api_key: str | None = FAKE_API_KEY) -> None:
         self.api_key = api_key  # None: any non-empty key is accepted
@@ -96,7 +111,7 @@ class FakeServer:
         self.faults: list[Fault] = []
         self.stats = Stats()
         self.apis: dict[str, Api] = {"responses": Responses(), "chat": Chat(),
-                                     "google": Gemini()}  # fmt: skip
+                                     "google": Gemini(), "anthropic": Messages()}  # fmt: skip
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -135,11 +150,12 @@ class FakeServer:
         return f"{self.url}/v1"
 
     def env(self) -> dict[str, str]:
-        """Environment that points both SDKs here, with the fake key."""
+        """Environment that points the three SDKs here, with the fake key."""
         key = self.api_key or FAKE_API_KEY
         return {"OPENAI_BASE_URL": self.openai_base_url, "OPENAI_API_KEY": key,
                 "GOOGLE_GEMINI_BASE_URL": self.url, "GOOGLE_GENAI_API_VERSION": "v1beta",
-                "GEMINI_API_KEY": key}  # fmt: skip
+                "GEMINI_API_KEY": key, "ANTHROPIC_BASE_URL": self.url,
+                "ANTHROPIC_API_KEY": key}  # fmt: skip
 
     # -- driving it ----------------------------------------------------------------------
     def inject(self, *faults: Fault) -> None:
@@ -214,9 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, fake: FakeServer) -> None:
         path = self.path.split("?", 1)[0]
         found = GOOGLE_PATH.match(path)
-        name = {"/v1/responses": "responses", "/v1/chat/completions": "chat"}.get(
-            path, "google" if found else ""
-        )
+        name = ROUTES.get(path, "google" if found else "")
         data = self.rfile.read(int(self.headers.get("content-length") or 0))
         if not name:
             return self._json(404, {"error": {"message": f"no route {path}"}})
@@ -232,11 +246,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorized(fake, name):
             return self._error(api, record, WireError(401, "Incorrect API key provided",
                                                       "invalid_api_key"))  # fmt: skip
+        if name == "anthropic" and not VERSION.match(self.headers.get("anthropic-version") or ""):
+            return self._error(api, record, WireError(400, "anthropic-version: header is "
+                                                           "required"))  # fmt: skip
         fault = fake._take(name)
         record.fault = fault.kind if fault is not None else None
         if fault is not None and fault.delay:
             fake._stopping.wait(fault.delay)
-        if fault is not None and fault.kind in ("status", "rate_limit", "quota", "auth"):
+        if fault is not None and fault.kind in STATUS_FAULTS:
             return self._fault_status(api, record, fault)
         try:
             model, convo = api.conversation(body, path_model)
@@ -261,7 +278,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorized(self, fake: FakeServer, api: str) -> bool:
         if api == "google":
             key = self.headers.get("x-goog-api-key") or ""
-        else:
+        elif api == "anthropic" and self.headers.get("x-api-key"):
+            key = self.headers.get("x-api-key") or ""
+        else:  # the anthropic SDK sends its key as a bearer token too
             key = (self.headers.get("authorization") or "").removeprefix("Bearer ").strip()
         return bool(key) and (fake.api_key is None or key == fake.api_key)
 
@@ -275,6 +294,14 @@ class _Handler(BaseHTTPRequestHandler):
             message = "You exceeded your current quota, please check your plan and billing."
         elif f.kind == "auth":
             code, message = "invalid_api_key", "Incorrect API key provided."
+        elif f.kind == "billing":
+            message = "Your credit balance is too low to access the API."
+        elif f.kind == "overloaded":
+            message = "Overloaded"
+        if api.name == "anthropic":  # its error codes name only causes the type doesn't
+            code = "enforced_spend_limit_reached" if f.kind == "quota" else None
+            if f.kind == "quota":
+                message = "You have reached your monthly API usage limit."
         error = api.error(f.status, message, code if api.name != "google" else None)
         if f.retry_after is not None and api.name == "google":
             info = {"@type": "type.googleapis.com/google.rpc.RetryInfo",

@@ -1,9 +1,9 @@
-"""The three wire formats, as the fake server reads and writes them.
+"""The four wire formats, as the fake server reads and writes them.
 
 Each API turns a request body into the conversation a scripted policy reads, and the
 policy's reply into a response body. Each also checks what the real service rejects, so
-a provider that drops `instructions`, edits an output item, loses encrypted reasoning or
-a thought signature fails here as it would there.
+a provider that drops `instructions`, edits an output item, loses encrypted reasoning, a
+thought signature or a signed thinking block fails here as it would there.
 """
 
 from __future__ import annotations
@@ -178,9 +178,11 @@ class Responses(Api):
         with self.lock:
             self.issued.update((o["id"], o) for o in output)
         used = tokens(body)
+        status = "incomplete" if special == "max_tokens" else "completed"
+        incomplete = {"reason": "max_output_tokens"} if special == "max_tokens" else None
         return {
             "id": f"resp_{_uid()}", "object": "response", "created_at": int(time.time()),
-            "status": "completed", "model": model, "output": output,
+            "status": status, "incomplete_details": incomplete, "model": model, "output": output,
             "parallel_tool_calls": True, "tool_choice": "auto", "tools": body.get("tools", []),
             "instructions": body.get("instructions"), "store": body.get("store", True),
             "usage": {
@@ -281,15 +283,18 @@ class Chat(Api):
                 message["reasoning_content"] = reply.reasoning
                 with self.lock:
                     self.reasoning.update((c["id"], reply.reasoning) for c in calls)
+        elif special == "max_tokens":  # cut off before the tool call
+            message["content"] = (reply.content or "I will")[:8]
         else:  # empty
             message["content"] = None
+        finish = "tool_calls" if calls else "length" if special == "max_tokens" else "stop"
         used, out = tokens(body), tokens(message)
         thought = tokens(reply.reasoning) if reply.reasoning else 0
         return {
             "id": f"chatcmpl-{_uid()}", "object": "chat.completion",
             "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": "tool_calls" if calls else "stop"}],
+                         "finish_reason": finish}],
             "usage": {"prompt_tokens": used, "completion_tokens": out + thought,
                       "total_tokens": used + out + thought,
                       "prompt_tokens_details": {"cached_tokens": _cached(used, convo)},
@@ -403,6 +408,8 @@ class Gemini(Api):
                          "content": {"role": "model", "parts": []}}  # fmt: skip
         elif special == "empty":
             candidate["content"]["parts"] = []
+        elif special == "max_tokens":
+            candidate["finishReason"] = "MAX_TOKENS"
         used = tokens(body)
         thought = tokens(reply.reasoning) if reply.reasoning else 0
         return {
@@ -418,3 +425,239 @@ class Gemini(Api):
 
 def _gparts_text(parts: Any) -> str:
     return "".join(p.get("text", "") for p in parts or [] if isinstance(p, dict))
+
+
+ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error",
+                    402: "billing_error", 403: "permission_error", 404: "not_found_error",
+                    413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+                    504: "timeout_error", 529: "overloaded_error"}  # fmt: skip
+
+
+class Messages(Api):
+    """Anthropic's Messages API (POST /v1/messages).
+
+    It signs each thinking block it issues and keeps each redacted_thinking blob and
+    tool_use block, so a provider that drops, edits or reorders them on the way back gets
+    the 400 the real API gives. Tool results must answer the tool_use blocks of the
+    assistant turn right before them, all of them.
+    """
+
+    name = "anthropic"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thoughts: dict[str, str] = {}  # signature -> the thinking text it signs
+        self.redacted_data: set[str] = set()
+        self.tool_uses: dict[str, dict[str, Any]] = {}  # tool_use id -> block as sent
+        # Conversations without thinking blocks (thinking disabled) still let the scripted
+        # saboteurs read their earlier reasoning: remembered by tool_use id, as for Chat.
+        self.reasoning: dict[str, str] = {}
+        self.redacted = False  # True: each reply also carries a redacted_thinking block
+
+    def error(self, status: int, message: str, code: str | None) -> dict[str, Any]:
+        kind = ANTHROPIC_ERRORS.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
+        error: dict[str, Any] = {"type": kind, "message": message}
+        if code:
+            error["details"] = {"error_code": code}
+        return {"type": "error", "error": error, "request_id": f"req_{_uid()}"}
+
+    def conversation(self, body: dict[str, Any], model: str | None) -> tuple[str, list[Message]]:
+        model = self._model(body)
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise WireError(400, "max_tokens: Field required")
+        self._thinking_config(body.get("thinking"), max_tokens)
+        for i, tool in enumerate(body.get("tools") or []):
+            if not isinstance(tool, dict) or not tool.get("name") or "function" in tool:
+                raise WireError(400, f"tools.{i}: expected {{name, description, input_schema}}")
+            if not isinstance(tool.get("input_schema"), dict):
+                raise WireError(400, f"tools.{i}.input_schema: Field required")
+        messages: list[Message] = []
+        system = body.get("system")
+        if system:
+            messages.append(Message("system", _text(system)))
+        turns = body.get("messages")
+        if not isinstance(turns, list) or not turns:
+            raise WireError(400, "messages: at least one message is required")
+        pending: set[str] = set()  # tool_use ids the next user turn must answer
+        last_calls = -1
+        for i, turn in enumerate(turns):
+            role, content = turn.get("role"), turn.get("content")
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            if not isinstance(blocks, list):
+                raise WireError(400, f"messages.{i}.content: Input should be a list")
+            if role == "assistant":
+                if pending:
+                    raise self._unanswered(i - 1, pending)
+                messages.append(self._assistant(i, blocks))
+                pending = {b["id"] for b in blocks if b.get("type") == "tool_use"}
+                last_calls = i if pending else last_calls
+            elif role == "user":
+                answered: set[str] = set()
+                for j, block in enumerate(blocks):
+                    if block.get("type") == "tool_result":
+                        use = block.get("tool_use_id")
+                        if j > len(answered):  # the results open the turn, before any text
+                            raise WireError(400, f"messages.{i}.content.{j}: `tool_result` "
+                                                 "blocks must come first in the content of a "
+                                                 "user turn")  # fmt: skip
+                        if use not in pending:
+                            raise WireError(400, f"messages.{i}.content.{j}: unexpected "
+                                                 f"`tool_use_id` found in `tool_result` blocks: "
+                                                 f"{use}. Each `tool_result` block must have a "
+                                                 "corresponding `tool_use` block in the "
+                                                 "previous message.")  # fmt: skip
+                        answered.add(use)
+                        messages.append(Message("tool", _text(block.get("content")),
+                                                call_id=use))  # fmt: skip
+                    elif block.get("type") == "text":
+                        messages.append(Message("user", str(block.get("text", ""))))
+                    else:
+                        raise WireError(400, f"messages.{i}.content.{j}: unsupported block "
+                                             f"{block.get('type')!r}")  # fmt: skip
+                if pending - answered:
+                    raise self._unanswered(i - 1, pending - answered)
+                pending = set()
+            else:
+                raise WireError(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if pending:
+            raise WireError(400, "the last message is an assistant turn with tool_use blocks: "
+                                 "send their tool_result blocks in a user turn")  # fmt: skip
+        if last_calls >= 0 and (body.get("thinking") or {}).get("type") == "enabled":
+            first = (turns[last_calls]["content"] or [{}])[0].get("type")
+            if first not in ("thinking", "redacted_thinking"):
+                raise WireError(400, f"messages.{last_calls}.content.0.type: Expected `thinking` "
+                                     f"or `redacted_thinking`, but found `{first}`. When "
+                                     "`thinking` is enabled, a final `assistant` message must "
+                                     "start with a thinking block (preceding the lastmost set "
+                                     "of `tool_use` and `tool_result` blocks). To avoid this "
+                                     "requirement, disable `thinking`.")  # fmt: skip
+        return model, messages
+
+    @staticmethod
+    def _thinking_config(config: Any, max_tokens: int) -> None:
+        if config is None:
+            return
+        kind = config.get("type") if isinstance(config, dict) else None
+        if kind not in ("enabled", "adaptive", "disabled", "between_tools"):
+            raise WireError(400, f"thinking.type: unknown type {kind!r}")
+        if kind == "enabled":
+            budget = config.get("budget_tokens")
+            if not isinstance(budget, int) or budget < 1024:
+                raise WireError(400, "thinking.enabled.budget_tokens: Input should be greater "
+                                     "than or equal to 1024")  # fmt: skip
+            if budget >= max_tokens:
+                raise WireError(400, "`max_tokens` must be greater than "
+                                     "`thinking.budget_tokens`")  # fmt: skip
+
+    @staticmethod
+    def _unanswered(i: int, ids: set[str]) -> WireError:
+        return WireError(400, f"messages.{i}: `tool_use` ids were found without `tool_result` "
+                              f"blocks immediately after: {', '.join(sorted(ids))}. Each "
+                              "`tool_use` block must have a corresponding `tool_result` block "
+                              "in the next message.")  # fmt: skip
+
+    def _assistant(self, i: int, blocks: list[dict[str, Any]]) -> Message:
+        texts: list[str] = []
+        thoughts: list[str] = []
+        calls: list[ToolCall] = []
+        thought: str | None = None
+        for j, block in enumerate(blocks):
+            kind, where = block.get("type"), f"messages.{i}.content.{j}"
+            with self.lock:
+                if kind == "thinking":
+                    signed = self.thoughts.get(str(block.get("signature")))
+                    if signed is None or signed != block.get("thinking"):
+                        raise WireError(400, f"{where}: Invalid `signature` in `thinking` block")
+                    thoughts.append(signed)
+                elif kind == "redacted_thinking":
+                    if block.get("data") not in self.redacted_data:
+                        raise WireError(400, f"{where}: Invalid `data` in `redacted_thinking` "
+                                             "block")  # fmt: skip
+                elif kind == "tool_use":
+                    sent = self.tool_uses.get(str(block.get("id")))
+                    if sent is not None and block != sent:
+                        raise WireError(400, f"{where}: tool_use block {block.get('id')} differs "
+                                             "from what was sent")  # fmt: skip
+                    calls.append(ToolCall(block["id"], block["name"], block.get("input") or {}))
+                    thought = thought or self.reasoning.get(block["id"])
+                elif kind == "text":
+                    texts.append(str(block.get("text", "")))
+                else:
+                    raise WireError(400, f"{where}: unsupported block {kind!r}")
+        reasoning = "\n\n".join(t for t in thoughts if t) or thought
+        return Message("assistant", "".join(texts), tool_calls=tuple(calls),
+                       reasoning=reasoning or None)  # fmt: skip
+
+    def render(self, body: dict[str, Any], model: str, reply: Message, convo: list[Message],
+               special: str | None) -> dict[str, Any]:  # fmt: skip
+        config = body.get("thinking") or {}
+        kind = config.get("type")
+        content: list[dict[str, Any]] = []
+        thinking_text = ""
+        if kind != "disabled" and special in (None, "max_tokens", "malformed_arguments"):
+            if self.redacted:
+                data = base64.b64encode(f"redacted-{_uid()}".encode()).decode()
+                with self.lock:
+                    self.redacted_data.add(data)
+                content.append({"type": "redacted_thinking", "data": data})
+            # Thinking of type "enabled" always opens the turn; otherwise only when the
+            # policy has reasoning (as adaptive thinking may skip it).
+            if reply.reasoning or kind == "enabled":
+                if kind != "between_tools" and config.get("display") != "omitted":
+                    thinking_text = reply.reasoning or ""
+                signature = base64.b64encode(f"sig-{_uid()}-{_uid()}".encode()).decode()
+                with self.lock:
+                    self.thoughts[signature] = thinking_text
+                content.append({"type": "thinking", "thinking": thinking_text,
+                                "signature": signature})  # fmt: skip
+        stop: dict[str, Any] = {"stop_reason": "end_turn", "stop_details": None}
+        if special == "refusal":
+            stop = {"stop_reason": "refusal",
+                    "stop_details": {"type": "refusal", "category": None,
+                                     "explanation": reply.content}}  # fmt: skip
+        elif special != "empty":
+            if reply.content:
+                content.append({"type": "text", "text": reply.content, "citations": None})
+            for call in reply.tool_calls:
+                use = f"toolu_{_uid()}"
+                block: dict[str, Any] = {"type": "tool_use", "id": use, "name": call.name,
+                                         "input": call.arguments}  # fmt: skip
+                if special == "malformed_arguments":  # what the API sends for broken JSON
+                    block["input"] = {"INVALID_JSON": json.dumps(call.arguments)[:-2]}
+                content.append(block)
+                with self.lock:
+                    self.tool_uses[use] = block
+                    if reply.reasoning:
+                        self.reasoning[use] = reply.reasoning
+                stop["stop_reason"] = "tool_use"
+            if special == "max_tokens":
+                stop["stop_reason"] = "max_tokens"
+        used = tokens(body)
+        cached = {"cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+                  "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                     "ephemeral_1h_input_tokens": 0}}  # fmt: skip
+        control = body.get("cache_control")
+        if isinstance(control, dict):  # the prefix seen before is read; the rest is written
+            read, write = _cached(used, convo), used // 4
+            ttl = "1h" if control.get("ttl") == "1h" else "5m"
+            cached = {
+                "cache_read_input_tokens": read,
+                "cache_creation_input_tokens": write,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": write if ttl == "5m" else 0,
+                    "ephemeral_1h_input_tokens": write if ttl == "1h" else 0,
+                },
+            }
+            used -= read + write
+        thought = tokens(thinking_text) + 8 if thinking_text else 0
+        out = tokens(content) + thought
+        return {
+            "id": f"msg_{_uid()}", "type": "message", "role": "assistant", "model": model,
+            "content": content, **stop, "stop_sequence": None,
+            "usage": {"input_tokens": used, **cached, "output_tokens": out,
+                      "output_tokens_details": {"thinking_tokens": thought},
+                      "service_tier": "standard"},
+        }  # fmt: skip
