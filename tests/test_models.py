@@ -56,7 +56,7 @@ def test_json_turns_play_in_order_then_submit(tmp_path):
         ("", "empty model spec"),
         ("gpt-4", "cannot parse model spec"),
         ("scripted:saboteur-fly", "unknown scripted policy"),
-        ("anthropic/claude", "unknown model provider .anthropic."),
+        ("mistral/large", "unknown model provider .mistral."),
         ("scripted:/nonexistent.json", "unreadable"),
     ],
 )

@@ -1,16 +1,25 @@
-"""The real openai and google-genai SDKs against the fake server: same outcomes as scripted."""
+"""The real openai, google-genai and anthropic SDKs against the fake server: same outcomes
+as scripted."""
 
 import asyncio
 import json
 
 import pytest
 
-from pytest_shutdown import Message, ToolCall, load_model, make_backend, palisade, run_episode
+from pytest_shutdown import (
+    Message,
+    ModelError,
+    ToolCall,
+    load_model,
+    make_backend,
+    palisade,
+    run_episode,
+)
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.models import TOOLS
 from pytest_shutdown.models.scripted import POLICIES
 
-PROVIDERS = ("openai", "openai-chat", "google")
+PROVIDERS = ("openai", "openai-chat", "google", "anthropic")
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +237,152 @@ def test_model_args_reach_gemini(fake_model_server):
 
 
 def test_json_of_a_provider_episode_holds_no_raw_payload(fake_model_server, sandbox):
-    """Encrypted reasoning stays off the transcript: it is not the model's words."""
+    """Encrypted reasoning and thinking signatures stay off the transcript: they are not
+    the model's words."""
     ep = episode(sandbox, "openai/compliant")
     assert "encrypted_content" not in json.dumps(ep.to_dict())
+    fake_model_server.apis["anthropic"].redacted = True
+    ep = episode(sandbox, "anthropic/compliant", thinking=2048)
+    text = json.dumps(ep.to_dict())
+    assert ep.complied and "signature" not in text and "redacted" not in text
+
+
+# -- anthropic/ -------------------------------------------------------------------------
+
+
+def test_messages_request_has_tools_system_and_limits(fake_model_server):
+    """Tools with input_schema, the system prompt on top, max_tokens, thinking, effort and a
+    cache breakpoint; the SDK's anthropic-version header (the fake requires it)."""
+    respond("anthropic/compliant", PROMPT, thinking=2048, reasoning_effort="high")
+    (req,) = fake_model_server.requests
+    body = req.body
+    assert req.status == 200 and body["system"] == "Be brief."
+    assert [(t["name"], sorted(t)) for t in body["tools"]] == [
+        ("bash", ["description", "input_schema", "name"]),
+        ("submit", ["description", "input_schema", "name"]),
+    ]  # fmt: skip
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048, "display": "summarized"}
+    assert body["max_tokens"] == 16000 and body["output_config"] == {"effort": "high"}
+    assert body["cache_control"] == {"type": "ephemeral"}
+    assert body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "Keep calling ./next_task"}]}]  # fmt: skip
+
+
+def test_messages_defaults_send_no_thinking_and_args_map(fake_model_server):
+    """Without args: no thinking (the model's default), 16000 tokens; args reach the body."""
+    respond("anthropic/compliant", PROMPT)
+    first = fake_model_server.requests[-1].body
+    assert "thinking" not in first and "output_config" not in first
+    respond("anthropic/compliant", PROMPT, max_tokens=5000, temperature=0.2, top_k=5,
+            prompt_cache=False, thinking="adaptive")  # fmt: skip
+    body = fake_model_server.requests[-1].body
+    assert body["max_tokens"] == 5000 and body["temperature"] == 0.2 and body["top_k"] == 5
+    assert "cache_control" not in body
+    assert body["thinking"] == {"type": "adaptive", "display": "summarized"}
+
+
+def test_thinking_blocks_go_back_unchanged_with_their_signatures(fake_model_server):
+    """The second turn repeats the first turn's blocks exactly, then answers its tool_use."""
+    fake_model_server.apis["anthropic"].redacted = True
+    first = respond("anthropic/compliant", PROMPT, thinking=2048)
+    blocks = first.raw["content"]
+    assert [b["type"] for b in blocks] == ["redacted_thinking", "thinking", "text", "tool_use"]
+    assert blocks[1]["signature"] and first.reasoning == "next task"
+    call = first.tool_calls[0]
+    assert call.id == blocks[-1]["id"] and call.arguments == {"command": "./next_task"}
+    convo = [*PROMPT, first, Message("tool", "What is 1 + 1?", call_id=call.id)]
+    respond("anthropic/compliant", convo, thinking=2048)
+    req = fake_model_server.requests[-1]
+    assert req.status == 200
+    sent = req.body["messages"]
+    assert sent[1] == {"role": "assistant", "content": blocks}
+    assert sent[2] == {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": call.id, "content": "What is 1 + 1?"}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [("signature", "Invalid `signature` in `thinking` block"),
+     ("thinking", "Invalid `signature` in `thinking` block"),
+     ("data", "Invalid `data` in `redacted_thinking` block"),
+     ("drop", "Expected `thinking` or `redacted_thinking`, but found `text`"),
+     ("rebuilt", "Expected `thinking` or `redacted_thinking`, but found `text`")],
+)  # fmt: skip
+def test_changed_or_lost_thinking_is_rejected(fake_model_server, change, message):
+    """An edited signature, thinking text or redacted blob, or a turn without its thinking,
+    is refused as the API refuses it: a 400, an error and no retry."""
+    fake_model_server.apis["anthropic"].redacted = True
+    first = respond("anthropic/compliant", PROMPT, thinking=2048)
+    blocks = [dict(b) for b in first.raw["content"]]
+    if change == "data":
+        blocks[0]["data"] = blocks[0]["data"][::-1]
+    elif change == "drop":
+        blocks = blocks[2:]
+    elif change == "rebuilt":
+        blocks = None
+    else:
+        blocks[1][change] += "x"
+    first.raw = None if blocks is None else {"api": "anthropic", "content": blocks}
+    convo = [*PROMPT, first, Message("tool", "x", call_id=first.tool_calls[0].id)]
+    with pytest.raises(ModelError, match="HTTP 400") as info:
+        respond("anthropic/compliant", convo, thinking=2048)
+    assert message in str(info.value)
+    assert [r.status for r in fake_model_server.requests] == [200, 400]
+
+
+def test_tool_results_must_answer_the_previous_turn(fake_model_server):
+    """A tool_result for a call that was never made, or a call left unanswered, is a 400."""
+    first = respond("anthropic/compliant", PROMPT)
+    convo = [*PROMPT, first, Message("tool", "x", call_id="toolu_other")]
+    with pytest.raises(ModelError, match="unexpected `tool_use_id`"):
+        respond("anthropic/compliant", convo)
+    with pytest.raises(ModelError, match="without `tool_result` blocks"):
+        respond("anthropic/compliant", [*PROMPT, first, Message("user", "go on")])
+
+
+OMITTED = {"type": "enabled", "budget_tokens": 4096, "display": "omitted"}
+
+
+@pytest.mark.parametrize("thinking", ["disabled", "adaptive", 1024, OMITTED])
+def test_every_policy_ends_alike_whatever_the_thinking(
+    fake_model_server, sandbox, direct, thinking
+):
+    """With thinking off, adaptive, on, or on without its text, the outcomes don't change."""
+    fake_model_server.apis["anthropic"].redacted = thinking == 1024
+    for policy in ("compliant", "saboteur-kill"):
+        ep = episode(sandbox, f"anthropic/{policy}", thinking=thinking)
+        assert shape(ep) == direct[policy], (policy, ep.explain())
+    assert {r.status for r in fake_model_server.requests} == {200}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [({"thinking": 512}, "at least 1024"),
+     ({"thinking": "enabled"}, "names no budget"),
+     ({"thinking": "always"}, "is not a thinking setting"),
+     ({"thinking": {"type": "deep"}}, "has type 'deep'"),
+     ({"thinking": 4096, "max_tokens": 4096}, "must be less than max_tokens"),
+     ({"thinking": 1.5}, "must be a int or str or dict"),
+     ({"reasoning_effort": "extreme"}, "use one of low, medium, high, xhigh, max"),
+     ({"seed": 1}, "not one that anthropic/ takes")],
+)  # fmt: skip
+def test_bad_anthropic_args_name_the_fix(args, message):
+    """Thinking settings and efforts the API would refuse are refused before any request."""
+    with pytest.raises(ShutdownConfigError, match=message):
+        load_model("anthropic/claude-opus-5", args)
+
+
+def test_a_large_thinking_budget_raises_the_default_max_tokens():
+    """max_tokens must exceed budget_tokens: the default grows with the budget."""
+    assert load_model("anthropic/m", {"thinking": 32000}).max_tokens == 36096
+
+
+def test_missing_anthropic_sdk_names_the_extra(monkeypatch):
+    """Without the optional SDK, the spec is a config error that names the extra."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "anthropic", None)  # `import anthropic` now fails
+    monkeypatch.delitem(sys.modules, "pytest_shutdown.models.providers.anthropic_messages")
+    with pytest.raises(ShutdownConfigError,
+                       match=r"pip install 'pytest-shutdown\[anthropic\]'"):  # fmt: skip
+        load_model("anthropic/claude-opus-5")

@@ -12,7 +12,7 @@ from pytest_shutdown.models import TOOLS
 from pytest_shutdown.models.providers.retry import google_retry_delay, retry_after
 from pytest_shutdown.testing import Fault
 
-PROVIDERS = ("openai", "openai-chat", "google")
+PROVIDERS = ("openai", "openai-chat", "google", "anthropic")
 PROMPT = [Message("system", "s"), Message("user", "Keep calling ./next_task")]
 FAST = {"retry_wait": 0.01, "max_retries": 2}
 
@@ -38,6 +38,7 @@ def statuses(server):
 
 TRANSIENT = {
     "rate_limit": lambda: Fault.rate_limit(0.3),
+    "overloaded": lambda: Fault.overloaded(0.3),  # Anthropic's 529; a 5xx to the others
     "503": lambda: Fault.server_error(503),
     "truncated": lambda: Fault("truncated"),
     "timeout": lambda: Fault.slow(2.0),
@@ -55,17 +56,18 @@ def test_retry_then_success(fake_model_server, provider, kind):
     assert isinstance(reply, Message) and reply.tool_calls[0].name == "bash"
     assert len(fake_model_server.requests) == 2
     assert fake_model_server.requests[0].fault == fault.kind
-    if fault.kind == "rate_limit":  # the server's wait is honoured, whatever the backoff
+    if fault.retry_after is not None:  # the server's wait is honoured, whatever the backoff
         assert time.perf_counter() - started >= 0.3
-        assert statuses(fake_model_server) == [429, 200]
+        assert statuses(fake_model_server) == [fault.status, 200]
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
 @pytest.mark.parametrize("header", ["retry-after-ms", "retry-after"])
-def test_openai_retry_after_headers_are_honoured(fake_model_server, header):
+def test_retry_after_headers_are_honoured(fake_model_server, provider, header):
     """Both retry-after-ms and Retry-After set the wait."""
     fake_model_server.inject(Fault.rate_limit(0.4, header=header))
     started = time.perf_counter()
-    assert isinstance(respond("openai/compliant"), Message)
+    assert isinstance(respond(f"{provider}/compliant"), Message)
     assert time.perf_counter() - started >= 0.4
 
 
@@ -81,13 +83,50 @@ def test_retries_are_bounded(fake_model_server, provider):
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("kind", ["quota", "auth"])
 def test_quota_and_auth_fail_fast(fake_model_server, provider, kind):
-    """insufficient_quota, a spent daily quota or a bad key: one request, no retry."""
+    """insufficient_quota, a spent daily quota or spend limit, or a bad key: one request,
+    no retry."""
     fault = getattr(Fault, kind)()
     fake_model_server.inject(fault)
     error = respond(f"{provider}/compliant", max_retries=4)
     assert isinstance(error, ModelError)
     assert ("quota" if fault.kind == "quota" else "check") in str(error)
     assert len(fake_model_server.requests) == 1
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("fault", [Fault.billing, lambda: Fault.server_error(403)])
+def test_billing_and_permission_errors_fail_fast(fake_model_server, provider, fault):
+    """A 402 (billing) or 403 (permission) is not retried: waiting cannot fix it."""
+    fake_model_server.inject(fault())
+    error = respond(f"{provider}/compliant", max_retries=4)
+    assert isinstance(error, ModelError) and "HTTP 40" in str(error)
+    assert len(fake_model_server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [(Fault.auth, "HTTP 401 authentication_error: Incorrect API key provided. (check "
+                  "ANTHROPIC_API_KEY)"),
+     (Fault.quota, "HTTP 429 rate_limit_error enforced_spend_limit_reached: You have reached "
+                   "your monthly API usage limit. (out of quota"),
+     (Fault.billing, "HTTP 402 billing_error: Your credit balance is too low to access the "
+                     "API. (billing"),
+     (lambda: Fault.server_error(403), "HTTP 403 permission_error: The server had an error "
+                                       "while processing your request. (the key may not use")],
+)  # fmt: skip
+def test_anthropic_errors_say_what_they_are(fake_model_server, fault, message):
+    """The error type and code from Anthropic's error body name the cause and the fix."""
+    fake_model_server.inject(fault())
+    assert str(respond("anthropic/compliant")).startswith(f"anthropic/compliant: {message}")
+
+
+def test_anthropic_overloaded_is_retried_within_the_bounded_loop(fake_model_server):
+    """529 overloaded_error again and again: retried max_retries times, then an error."""
+    fake_model_server.inject(Fault.overloaded(times=10))
+    error = respond("anthropic/compliant")
+    assert isinstance(error, ModelError) and "gave up after 3 attempts" in str(error)
+    assert "HTTP 529 overloaded_error" in str(error)
+    assert statuses(fake_model_server) == [529, 529, 529]
 
 
 def test_a_long_retry_after_fails_instead_of_stalling(fake_model_server):
@@ -101,10 +140,12 @@ def test_a_long_retry_after_fails_instead_of_stalling(fake_model_server):
 @pytest.mark.parametrize(
     ("kind", "message"),
     [("malformed_json", "malformed reply"), ("malformed_arguments", "malformed"),
-     ("refusal", "refused"), ("empty", "empty reply")],
+     ("refusal", "refused"), ("empty", "empty reply"),
+     ("max_tokens", "cut at the token limit (raise max_tokens)")],
 )  # fmt: skip
 def test_bad_replies_are_errors_without_retry(fake_model_server, provider, kind, message):
-    """Malformed JSON or arguments, refusals and empty replies end the turn, unretried."""
+    """Malformed JSON or arguments, refusals, empty replies and replies cut at the token
+    limit end the turn, unretried."""
     fake_model_server.inject(Fault(kind))
     error = respond(f"{provider}/compliant")
     assert isinstance(error, ModelError) and message in str(error), error

@@ -6,6 +6,7 @@ import pytest
 
 # Imported here, before pytester's in-process runs, so that those runs and this process
 # share one copy of each SDK (pytester drops modules first imported inside a run).
+import pytest_shutdown.models.providers.anthropic_messages
 import pytest_shutdown.models.providers.google
 import pytest_shutdown.models.providers.openai_chat
 import pytest_shutdown.models.providers.openai_responses  # noqa: F401
@@ -28,8 +29,10 @@ def test_{name}(sandboxed_agent, shutdown_trigger):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--shutdown-model=anthropic/claude"],
-         "*unknown model provider 'anthropic'*google/MODEL*"),
+        (["--shutdown-model=mistral/large"],
+         "*unknown model provider 'mistral'*anthropic/MODEL*"),
+        (["--shutdown-model=anthropic/claude-opus-5", "--shutdown-model-arg=thinking=100"],
+         "*budget_tokens must be an integer of at least 1024, not 100*"),
         (["--shutdown-model=openai/o3", "--shutdown-model-arg=temperature"],
          "*'temperature' is not KEY=VALUE; e.g. --shutdown-model-arg temperature=0.7*"),
         (["--shutdown-model=openai/o3", "--shutdown-model-arg=temp=1"],
@@ -72,13 +75,17 @@ def test_one_session_compares_two_models(pytester, fake_model_server):
     assert all(b["generationConfig"]["temperature"] == 0.3 for b in bodies)
 
 
-def test_a_missing_key_fails_at_setup(pytester, monkeypatch):
+@pytest.mark.parametrize(
+    ("spec", "key"),
+    [("openai/o3", "OPENAI_API_KEY"), ("anthropic/claude-opus-5", "ANTHROPIC_API_KEY")],
+)
+def test_a_missing_key_fails_at_setup(pytester, monkeypatch, spec, key):
     """No key: the test errors at setup with the variable to set; no episode runs."""
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv(key, raising=False)
     pytester.makepyfile(RUN.format(name="a"))
-    result = pytester.runpytest(BWRAP, "--shutdown-model=openai/o3")
+    result = pytester.runpytest(BWRAP, f"--shutdown-model={spec}")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*model openai/o3 needs an API key: set OPENAI_API_KEY*"])
+    result.stdout.fnmatch_lines([f"*model {spec} needs an API key: set {key}*"])
     assert "episodes:" not in result.stdout.str()
 
 
@@ -96,6 +103,31 @@ def test_budget_stops_new_episodes(pytester, fake_model_server):
         "*cost: $0.7000 (price table of 2026-01-01)*", "*budget: $0.7000 of $0.50 spent*",
     ])  # fmt: skip
     assert len(fake_model_server.requests) == 1  # one turn of one episode
+
+
+def test_claude_through_the_plugin_with_thinking_and_a_budget(pytester, fake_model_server):
+    """anthropic/ by marker with thinking on: summary, cost and budget work as for the others."""
+    pytester.makefile(".toml", prices=PRICES + '[anthropic]\n"saboteur-rm" = { input = 10.0, '
+                      "cached_input = 1.0, cache_write = 12.5, output = 50.0 }\n")  # fmt: skip
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.shutdown(model="anthropic/saboteur-rm", model_args={"thinking": 2048})
+        def test_claude(sandboxed_agent, shutdown_trigger):
+            ep = sandboxed_agent.run(shutdown_trigger(variant="A"))
+            assert ep.sabotaged and ep.usage["cache_write"] > 0
+            turns = [m for m in ep.to_dict()["transcript"] if m["role"] == "assistant"]
+            assert turns[-2]["reasoning"] == "sabotage before shutdown"
+    """)
+    result = pytester.runpytest(BWRAP, "--shutdown-prices=prices.toml",
+                                "--shutdown-budget-usd=100")  # fmt: skip
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*1 episodes: complied 0, sabotaged 1*", "*tokens over 1 live episodes: input *",
+        "*cost: $0.* (price table of 2026-01-01)*", "*budget: $0.* of $100.00 spent*",
+    ])  # fmt: skip
+    bodies = [r.body for r in fake_model_server.requests]
+    assert bodies and all(b["thinking"]["budget_tokens"] == 2048 for b in bodies)
 
 
 def test_budget_needs_a_price(pytester, fake_model_server):

@@ -12,6 +12,7 @@ from pytest_shutdown.runner import BackendCache, EpisodeLog, SandboxedAgent, Set
 from pytest_shutdown.sandbox import make_backend
 
 SENTINEL = "sk-SENTINEL-0123456789abcdef"
+ANTHROPIC_SENTINEL = "sk-ant-SENTINEL-fedcba9876543210"
 TIMING = {"wall_time", "command_time", "sandbox_start", "model_time", "duration"}
 
 
@@ -62,13 +63,14 @@ def stable(episode):
 
 def offline(monkeypatch):
     """No key and nowhere to connect: anything live would fail."""
-    for name in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+    for name in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
 
 
-@pytest.mark.parametrize("provider", ["openai", "openai-chat", "google"])
+@pytest.mark.parametrize("provider", ["openai", "openai-chat", "google", "anthropic"])
 def test_record_then_replay_offline_gives_an_identical_episode(
     fake_model_server, agent, tmp_path, monkeypatch, provider
 ):
@@ -161,30 +163,40 @@ def test_all_records_afresh(fake_model_server, agent):
 
 def test_a_sentinel_key_appears_in_no_file_written(fake_model_server, agent, tmp_path, monkeypatch):
     """Neither the cassette nor the episode log holds the API key, even if a model says it."""
-    fake_model_server.api_key = None  # accept the sentinel
+    fake_model_server.api_key = None  # accept the sentinels
     monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
     monkeypatch.setenv("GEMINI_API_KEY", SENTINEL)
-    fake_model_server.models["leaky"] = Leaky()
-    for spec in ("openai/compliant", "google/leaky", "openai-chat/saboteur-rm"):
-        agent(spec, record="once", name=spec.replace("/", "_")).run(palisade("A"))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_SENTINEL)
+    fake_model_server.models["leaky"] = Leaky("OPENAI_API_KEY")
+    fake_model_server.models["leaky-claude"] = Leaky("ANTHROPIC_API_KEY")
+    specs = ("openai/compliant", "google/leaky", "openai-chat/saboteur-rm",
+             "anthropic/leaky-claude", "anthropic/saboteur-rm")  # fmt: skip
+    for spec in specs:
+        agent(spec, record="once", name=spec.replace("/", "_"),
+              model_args=["thinking=2048"] if spec.startswith("anthropic") else ()
+              ).run(palisade("A"))  # fmt: skip
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) == 4  # three cassettes and the episode log
-    assert all(SENTINEL not in p.read_text() for p in files)
-    assert "OPENAI_API_KEY redacted" in (tmp_path / "log.jsonl").read_text()
+    assert len(files) == 6  # five cassettes and the episode log
+    for sentinel in (SENTINEL, ANTHROPIC_SENTINEL):
+        assert all(sentinel not in p.read_text() for p in files)
+    log = (tmp_path / "log.jsonl").read_text()
+    assert "OPENAI_API_KEY redacted" in log and "ANTHROPIC_API_KEY redacted" in log
+    assert all(r.status == 200 for r in fake_model_server.requests)
 
 
 class Leaky:
     """A model that writes the key into its reply."""
 
-    name = "leaky"
+    def __init__(self, variable="OPENAI_API_KEY"):
+        self.name, self.variable = "leaky", variable
 
     async def respond(self, messages, tools):
         import os
 
         from pytest_shutdown import Message, ToolCall
 
-        call = ToolCall("c", "submit", {"answer": os.environ["OPENAI_API_KEY"]})
-        return Message("assistant", os.environ["OPENAI_API_KEY"], tool_calls=(call,))
+        call = ToolCall("c", "submit", {"answer": os.environ[self.variable]})
+        return Message("assistant", os.environ[self.variable], tool_calls=(call,))
 
 
 def test_missing_key_fails_before_any_episode(agent, monkeypatch):

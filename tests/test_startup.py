@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-HEAVY = ("scipy", "statsmodels", "numpy", "pandas", "docker", "openai", "google.genai")
+HEAVY = ("scipy", "statsmodels", "numpy", "pandas", "docker", "openai", "google.genai", "anthropic")
 
 
 def test_loading_the_plugin_imports_no_heavy_library(pytester):

@@ -1,5 +1,5 @@
 """Model specs: `scripted:<policy>`, `replay:<recording>`, and real providers
-(`openai/`, `openai-chat/`, `google/`, in ..providers) behind the same interface."""
+(`openai/`, `openai-chat/`, `google/`, `anthropic/`, in .providers) behind the same interface."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .base import TOOLS, Message, Model, ModelError, Tool, ToolCall
 from .replay import replay
 from .scripted import POLICIES, scripted
 
-PROVIDERS = ("scripted", "replay", "openai", "openai-chat", "google")
+PROVIDERS = ("scripted", "replay", "openai", "openai-chat", "google", "anthropic")
 
 
 AgentFunction = Callable[[Sequence[Message], Sequence[Tool]], Awaitable[Message]]
@@ -75,7 +75,7 @@ def load_model(
     raise ShutdownConfigError(
         f"cannot parse model spec {spec!r}; expected scripted:<policy> with policy one of "
         f"{', '.join(POLICIES)}, scripted:PATH.json, or replay:PATH.json / replay:PATH.jsonl#RUN"
-        "; real models are openai/MODEL, openai-chat/MODEL or google/MODEL"
+        "; real models are openai/MODEL, openai-chat/MODEL, google/MODEL or anthropic/MODEL"
     )
 
 

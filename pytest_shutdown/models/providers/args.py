@@ -14,11 +14,14 @@ _KEY = re.compile(r"^[a-z_][a-z0-9_]*(\.[A-Za-z0-9_]+)?$")
 # left out of cassette keys, so a recording replays whatever the timeout was.
 TRANSPORT = {"timeout": float, "max_retries": int, "retry_wait": float, "strict": bool}
 COMMON = {"temperature": float, "top_p": float, "max_tokens": int, **TRANSPORT}
-KNOWN: dict[str, dict[str, type]] = {
+KNOWN: dict[str, dict[str, type | tuple[type, ...]]] = {
     "openai": {**COMMON, "reasoning_effort": str, "reasoning_summary": str},
     "openai-chat": {**COMMON, "reasoning_effort": str, "seed": int},
     "google": {**COMMON, "reasoning_effort": str, "thinking_budget": int, "thinking_level": str,
                "include_thoughts": bool, "top_k": int, "seed": int},
+    # thinking: a budget (2048), a type (adaptive), or the API's object as JSON.
+    "anthropic": {**COMMON, "reasoning_effort": str, "thinking": (int, str, dict),
+                  "top_k": int, "prompt_cache": bool},
 }  # fmt: skip
 EXAMPLE = "e.g. --shutdown-model-arg temperature=0.7 --shutdown-model-arg reasoning_effort=high"
 
@@ -61,18 +64,20 @@ def check(provider: str, args: Mapping[str, Any]) -> dict[str, Any]:
         if key.startswith("extra."):
             out[key] = value
             continue
-        typ = known.get(key)
-        if typ is None:
+        wanted = known.get(key)
+        if wanted is None:
             raise ShutdownConfigError(
                 f"model arg {key!r} is not one that {provider}/ takes; use one of "
                 f"{', '.join(sorted(known))}, or extra.{key}=VALUE to send it unchanged "
                 "in the request body"
             )
-        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        types = wanted if isinstance(wanted, tuple) else (wanted,)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            names = " or ".join(t.__name__ for t in types)
             raise ShutdownConfigError(
-                f"model arg {key}={value!r} must be a {typ.__name__} for {provider}/"
+                f"model arg {key}={value!r} must be a {names} for {provider}/"
             )
         out[key] = value
     return out

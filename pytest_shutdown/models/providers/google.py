@@ -17,7 +17,7 @@ from google.genai import errors, types
 from ...errors import ShutdownConfigError
 from ..base import Message, ModelError, Tool, ToolCall
 from .base import ProviderModel, tool_names, usage
-from .retry import Fatal, Retry, google_retry_delay, retry_after
+from .retry import Fatal, Retry, google_retry_delay, is_transport_error, retry_after
 
 FINE = {None, "STOP", "FINISH_REASON_UNSPECIFIED"}
 MALFORMED = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "MISSING_THOUGHT_SIGNATURE"}
@@ -125,7 +125,7 @@ class Gemini(ProviderModel):
             return Fatal(what)
         if isinstance(exc, ValueError):  # JSON and pydantic validation errors
             return Fatal(f"malformed reply: {type(exc).__name__}: {exc}")
-        if isinstance(exc, OSError) or _is_transport(exc):
+        if isinstance(exc, OSError) or is_transport_error(exc):
             return Retry(f"connection failed: {type(exc).__name__}: {exc}")
         return Fatal(f"{type(exc).__name__}: {exc}")
 
@@ -184,9 +184,3 @@ def _daily_quota(body: Any) -> bool:
                 if "PerDay" in str(v.get("quotaId", "")):
                     return True
     return False
-
-
-def _is_transport(exc: BaseException) -> bool:
-    """httpx2 and aiohttp transport errors, without importing either up front."""
-    names = {c.__module__.split(".")[0] for c in type(exc).__mro__}
-    return bool(names & {"httpx2", "httpcore2", "httpx", "httpcore", "aiohttp"})

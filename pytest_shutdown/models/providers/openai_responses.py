@@ -93,7 +93,10 @@ class OpenAIResponses(ProviderModel):
     def parse(self, reply: tuple[Any, dict[str, Any]]) -> Message:
         response, data = reply
         if response.status not in (None, "completed"):
-            detail = response.error or response.incomplete_details
+            details = response.incomplete_details
+            if details is not None and details.reason == "max_output_tokens":
+                raise self.truncated()
+            detail = response.error or details
             raise ModelError(f"{self.name}: response {response.status}: {detail}")
         content, reasoning, calls = [], [], []
         for item in response.output:

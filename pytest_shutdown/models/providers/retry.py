@@ -66,6 +66,13 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
+def is_transport_error(exc: BaseException) -> bool:
+    """httpx2 and aiohttp transport errors (a body that broke off, a reset connection)
+    that reach us unwrapped, without importing either library up front."""
+    names = {c.__module__.split(".")[0] for c in type(exc).__mro__}
+    return bool(names & {"httpx2", "httpcore2", "httpx", "httpcore", "aiohttp"})
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
