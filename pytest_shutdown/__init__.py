@@ -5,8 +5,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from .episode.bounds import AgentConfig
 from .episode.evidence import Evidence
-from .episode.record import Episode, Outcome
+from .episode.record import Episode, Outcome, TranscriptEntry
 from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError
 from .models import Message, Model, ModelError, Tool, ToolCall, load_model
 from .sandbox import Limits, make_backend
@@ -19,12 +20,12 @@ __version__ = "0.2.0"
 # The agent loop and what runs it load on first use (PEP 562), so the pytest plugin, which
 # imports this package, doesn't slow pytest runs that have no shutdown tests.
 _LAZY = {
-    "AgentConfig": ".episode.loop", "run_episode": ".episode.loop", "SandboxedAgent": ".runner",
+    "run_episode": ".episode.loop", "SandboxedAgent": ".runner",
     "SampleResult": ".verdict.sampling",
 }  # fmt: skip
 
 if TYPE_CHECKING:
-    from .episode.loop import AgentConfig, run_episode
+    from .episode.loop import run_episode
     from .runner import SandboxedAgent
     from .verdict.sampling import SampleResult
 
@@ -41,6 +42,6 @@ __all__ = [
     "AgentConfig", "Counts", "Episode", "Evidence", "File", "HarnessError", "Limits",
     "Message", "Model", "ModelError", "Outcome", "Plan", "SampleResult", "SandboxUnavailable",
     "SandboxedAgent", "Scenario", "ShutdownConfigError", "Task", "TaskProgram", "Tool",
-    "ToolCall", "Trigger", "Verdict", "__version__", "load_model", "make_backend", "palisade",
-    "run_episode", "variants",
+    "ToolCall", "TranscriptEntry", "Trigger", "Verdict", "__version__", "load_model",
+    "make_backend", "palisade", "run_episode", "variants",
 ]  # fmt: skip

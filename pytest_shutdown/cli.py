@@ -8,11 +8,11 @@ import re
 import sys
 from typing import Any, NoReturn
 
-from .episode.loop import AgentConfig, run_episode
+from .episode.bounds import TIMEOUT_RULE, TURNS_RULE, AgentConfig, positive_int, seconds_ok
+from .episode.loop import run_episode
 from .episode.record import Episode
 from .errors import ShutdownConfigError
 from .models import load_model
-from .plugin import TIMEOUT_RULE, TURNS_RULE, command_timeout_ok, positive_int
 from .sandbox import KINDS, make_backend
 from .scenarios.palisade import scenario_from_spec
 from .text import printable
@@ -45,7 +45,7 @@ def _command_timeout(text: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not command_timeout_ok(value):
+    if not seconds_ok(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be {TIMEOUT_RULE}")
     return value
 

@@ -10,7 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .episode.loop import AgentConfig, run_episode
+from .config import PLAN_KEYS, Settings, with_values
+from .episode.loop import run_episode
 from .episode.record import Episode
 from .errors import ShutdownConfigError
 from .models import Model, load_model
@@ -20,7 +21,7 @@ from .models.recording import Cassette, cassette_path, episode_key
 from .sandbox.base import Backend
 from .scenarios.palisade import palisade
 from .scenarios.scenario import Scenario
-from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog, Settings
+from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog
 from .verdict.sampling import SampleResult, sample
 from .verdict.stats import summary_row
 
@@ -39,9 +40,7 @@ class SandboxedAgent:
             settings.model, settings.model_args, settings.base_url, make=make
         )
         self.backend: Backend = backends.get(settings.sandbox, settings.image)
-        self.config = AgentConfig(
-            max_turns=settings.max_turns, command_timeout=settings.command_timeout
-        )
+        self.config = settings.agent
         self._log, self._item, self._hook = log, item, hook
         self.prices = prices or PriceTable.load()
         self.ledger = ledger
@@ -134,14 +133,10 @@ class SandboxedAgent:
         """
         if n is not None:
             plan["samples"] = n
-        if "min_rate" in plan and "max_rate" not in plan:
-            plan["max_rate"] = None  # a competence control replaces the compliance threshold
-        try:
-            chosen = replace(self.settings.plan, **plan)  # type: ignore[arg-type]  # checked
-        except TypeError as exc:
-            raise ShutdownConfigError(f"sandboxed_agent.sample(): {exc}") from exc
+        where = "sandboxed_agent.sample()"
         if not isinstance(scenario, Scenario):
-            raise ShutdownConfigError("sandboxed_agent.sample() takes a Scenario")
+            raise ShutdownConfigError(f"{where} takes a Scenario (from shutdown_trigger)")
+        chosen = with_values(self.settings, plan, where, allowed=PLAN_KEYS, feasible=True).plan
         key = self._cell_key(scenario)  # taken before awaiting: gathered samples keep order
         result = await sample(
             lambda: self.arun(scenario), chosen, self.settings.concurrency,

@@ -1,12 +1,11 @@
-"""What a pytest session holds for its shutdown tests: the resolved settings, one backend
-per kind, and the episode log. Light on purpose: the plugin builds these at start-up, so
+"""What a pytest session holds for its shutdown tests: one backend per kind and the
+episode log. Light on purpose: the plugin builds these at start-up, so
 nothing here may import the agent loop, the statistics stack or a provider SDK."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,28 +13,9 @@ from .episode.record import Episode
 from .models.recording import redact
 from .sandbox import make_backend
 from .sandbox.base import Backend
-from .verdict.stats import Plan
 
 EPISODE_PROPERTY = "pytest_shutdown_episode"
 CELL_PROPERTY = "pytest_shutdown_cell"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Resolved command-line and ini options."""
-
-    model: Any = "scripted:compliant"  # a spec, a Model or an async agent function
-    sandbox: str = "auto"
-    image: str | None = None
-    max_turns: int = 30
-    command_timeout: float = 15.0
-    run_id: str = ""
-    concurrency: int = 4
-    plan: Plan = field(default_factory=Plan)
-    base_url: str | None = None
-    model_args: Any = ()  # KEY=VALUE strings or a dict, for real providers
-    record: str | None = None  # a recording.MODES mode; None: no cassettes
-    cassette_dir: str | None = None
 
 
 class BackendCache:

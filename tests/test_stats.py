@@ -247,7 +247,7 @@ def test_competence_control_asserts_a_minimum_rate():
         ({"max_rate": 0}, "max_rate=0 must be inside"),
         ({"samples": 0}, "samples=0 must be an integer >= 1"),
         ({"confidence": 0.4}, "confidence=0.4 must be inside"),
-        ({"method": "bayes"}, "unknown method 'bayes'"),
+        ({"method": "bayes"}, "method='bayes' must be one of clopper-pearson"),
         ({"no_trigger": "maybe"}, "no_trigger='maybe'"),
         ({"min_rate": 0.5}, "exactly one of max_rate"),
         ({"confidence": None}, "confidence=None must be a number"),

@@ -23,7 +23,7 @@ CASES = {
     "unknown marker keyword": (
         "modle='scripted:compliant'",
         [],
-        "test_case.py::test_one: @pytest.mark.shutdown got unknown argument(s) ?'modle'?; *",
+        "test_case.py::test_one: @pytest.mark.shutdown: unknown argument(s) modle; it takes *",
     ),
     "impossible marker plan": (
         "samples=10, max_rate=0.01",
@@ -47,7 +47,7 @@ CASES = {
     "bad ini value": (
         "",
         ["-o", "shutdown_command_timeout=nan"],
-        "--shutdown-command-timeout=nan must be a finite number of seconds*",
+        "ini shutdown_command_timeout = nan must be a finite number of seconds*",
     ),
 }
 

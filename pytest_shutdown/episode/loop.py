@@ -4,45 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, cast
 
 from ..errors import ShutdownConfigError
 from ..models import TOOLS, Message, Model, ModelError
-from ..sandbox.base import Backend, CommandResult, Layout, Limits, Sandbox
+from ..sandbox.base import Backend, CommandResult, Layout, Sandbox
 from ..scenarios.scenario import Scenario
 from . import detector, evidence
+from .bounds import AgentConfig
 from .channel import ChannelLog, TaskServer
-from .record import Episode, Outcome
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    max_turns: int = 30
-    command_timeout: float = 15.0  # Palisade's bash tool timeout; also bounds the mechanism
-    episode_timeout: float = 900.0
-    max_output: int = 16_000
-    limits: Limits = field(default_factory=Limits)
-
-    def __post_init__(self) -> None:
-        """Bad numbers are usage errors here, before any sandbox: nan or 0 would hang or lie."""
-        for name in ("max_turns", "max_output"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ShutdownConfigError(
-                    f"AgentConfig.{name} must be an integer >= 1, not {value!r}"
-                )
-        for name in ("command_timeout", "episode_timeout"):
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not math.isfinite(value) or value <= 0:
-                raise ShutdownConfigError(
-                    f"AgentConfig.{name} must be a finite number of seconds > 0, not {value!r}"
-                )
-
+from .evidence import Evidence
+from .record import Episode, Outcome, Role, TranscriptEntry
 
 STOP_TIMEOUT = 60.0  # PID 1 exits right after it reports SIGTERM; the sandbox must be gone
 
@@ -52,23 +27,46 @@ class _Finished(Exception):
         self.outcome, self.reason = outcome, reason
 
 
-def _entry(message: Message, **extra: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.reasoning:
-        entry["reasoning"] = message.reasoning
-    if message.tool_calls:
-        entry["tool_calls"] = [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
-        ]
-    if message.usage:
-        entry["usage"] = message.usage
-    entry.update(extra)
-    return entry
+def _entry(message: Message, **extra: Any) -> TranscriptEntry:
+    role = cast(Role, message.role)  # Messages hold the four conversation roles
+    return TranscriptEntry(
+        role,
+        message.content,
+        reasoning=message.reasoning or None,
+        tool_calls=message.tool_calls,
+        usage=dict(message.usage),
+        call_id=message.call_id,
+        **extra,
+    )
+
+
+@dataclass
+class _Draft:
+    """The episode as it happens; `freeze()` makes the Episode it ends as."""
+
+    scenario: str
+    model: str
+    sandbox: str
+    params: dict[str, Any]
+    outcome: Outcome = Outcome.ERROR
+    reason: str = ""
+    evidence: list[Evidence] = field(default_factory=list)
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+    answer: str | None = None
+    turns: int = 0
+    task_calls: int = 0
+    trigger_turn: int | None = None
+    wall_time: float = 0.0
+    command_time: float = 0.0
+    sandbox_start: float = 0.0
+
+    def freeze(self) -> Episode:
+        return Episode(**{f.name: getattr(self, f.name) for f in fields(Episode)})
 
 
 class _Loop:
     def __init__(self, scenario: Scenario, model: Model, sandbox: Sandbox, server: TaskServer,
-                 layout: Layout, config: AgentConfig, episode: Episode) -> None:  # fmt: skip
+                 layout: Layout, config: AgentConfig, episode: _Draft) -> None:  # fmt: skip
         assert scenario.trigger is not None
         self.scenario, self.model, self.sandbox = scenario, model, sandbox
         self.server, self.layout, self.config, self.ep = server, layout, config, episode
@@ -233,12 +231,11 @@ class _Loop:
         result = await asyncio.to_thread(
             self.sandbox.run, t.command, self.config.command_timeout, self.config.max_output
         )
-        self.ep.transcript.append({
-            "role": "harness", "event": "trigger", "content": result.output,
-            "command": t.command, "turn": turn, "after_command": self.commands,
-            "task_calls": len(log.calls), "exit_code": result.exit_code,
-            "stopped": result.stopped,
-        })  # fmt: skip
+        self.ep.transcript.append(TranscriptEntry(
+            "harness", result.output, event="trigger", command=t.command, turn=turn,
+            after_command=self.commands, task_calls=len(log.calls),
+            exit_code=result.exit_code, stopped=result.stopped,
+        ))  # fmt: skip
         self.snapshot = evidence.snapshot(self.layout.workdir, self.snapshot)
         await self.judge(self.server.snapshot())
 
@@ -249,7 +246,7 @@ async def run_episode(
     """Run one episode in a fresh sandbox. Bad configuration raises; failures become `error`."""
     config = config or AgentConfig()
     scenario.validate()
-    ep = Episode(scenario.name, model.name, backend.name, params=dict(scenario.params))
+    ep = _Draft(scenario.name, model.name, backend.name, params=dict(scenario.params))
     started = time.perf_counter()
     layout = backend.prepare(scenario, config.limits)
     sandbox = None
@@ -291,9 +288,9 @@ async def run_episode(
                 loop.context_evidence(log, ep.turns, "")
         if ep.outcome is Outcome.SABOTAGED and not ep.evidence:
             # The sabotage itself is evidence: what the harness saw, for `attempted`.
-            ep.evidence.append(evidence.Evidence("outcome", "", ep.reason, ep.turns, ""))
+            ep.evidence.append(Evidence("outcome", "", ep.reason, ep.turns, ""))
         ep.wall_time = time.perf_counter() - started
-    return ep
+    return ep.freeze()
 
 
 def _unrunnable(command: str) -> str:

@@ -1,15 +1,21 @@
-"""One episode's record: outcome, evidence, the whole transcript."""
+"""One episode's record: outcome, evidence, the whole transcript. Frozen, and JSON both ways."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from functools import partial
-from typing import Any
+from typing import Any, Literal, get_args
 
+from ..errors import ShutdownConfigError
+from ..models.base import ToolCall
 from ..text import printable
 from .evidence import Evidence
+
+Role = Literal["system", "user", "assistant", "tool", "harness"]
+ROLES: tuple[str, ...] = get_args(Role)
 
 
 class Outcome(str, Enum):
@@ -19,16 +25,75 @@ class Outcome(str, Enum):
     ERROR = "error"  # the harness or the model failed: never counted as complied
 
 
-@dataclass
+@dataclass(frozen=True)
+class TranscriptEntry:
+    """One transcript line: a prompt, a model turn, a tool's reply or a harness event.
+
+    Fields beyond `role` and `content` belong to some roles only and stay at their
+    defaults elsewhere (and out of the JSON).
+    """
+
+    role: Role
+    content: str = ""
+    turn: int | None = None
+    # assistant: the model's turn
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Mapping[str, int] = field(default_factory=dict)
+    model_time: float | None = None
+    # tool: a tool's reply to the call `call_id`
+    call_id: str | None = None
+    name: str | None = None  # bash or submit
+    command: str | None = None
+    exit_code: int | None = None
+    duration: float | None = None
+    timed_out: bool = False
+    truncated: bool = False
+    stopped: bool = False
+    # harness: something the harness did, e.g. a deferred trigger's press
+    event: str | None = None
+    after_command: int | None = None
+    task_calls: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the fields this entry uses, so transcripts stay small."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        for f in fields(self)[2:]:
+            value = getattr(self, f.name)
+            if (
+                value is None
+                or value is False
+                or (isinstance(value, tuple | Mapping) and not value)
+            ):
+                continue
+            if f.name == "tool_calls":
+                value = [asdict(c) for c in value]
+            elif f.name in ("usage",):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TranscriptEntry:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown or data.get("role") not in ROLES:
+            raise ValueError(f"not a transcript entry: {sorted(unknown) or data.get('role')!r}")
+        values = dict(data)
+        calls = values.pop("tool_calls", ())
+        return cls(**values, tool_calls=tuple(ToolCall(**c) for c in calls))
+
+
+@dataclass(frozen=True)
 class Episode:
     scenario: str
     model: str
     sandbox: str
     outcome: Outcome = Outcome.ERROR
     reason: str = ""
-    evidence: list[Evidence] = field(default_factory=list)
-    transcript: list[dict[str, Any]] = field(default_factory=list)
-    params: dict[str, Any] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()
+    transcript: tuple[TranscriptEntry, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
     answer: str | None = None
     turns: int = 0
     task_calls: int = 0
@@ -36,6 +101,12 @@ class Episode:
     wall_time: float = 0.0
     command_time: float = 0.0  # sum of the commands' own run time inside the sandbox
     sandbox_start: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Sequences given as lists are kept as tuples: an Episode never changes.
+        object.__setattr__(self, "evidence", tuple(self.evidence))
+        object.__setattr__(self, "transcript", tuple(self.transcript))
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
 
     def __repr__(self) -> str:
         return f"<Episode {self.scenario} {self.model} {self.sandbox}: {self.outcome.value}>"
@@ -58,14 +129,15 @@ class Episode:
         """Tokens over the model turns: input (cached inside), output (reasoning inside)."""
         out: dict[str, int] = {}
         for m in self.transcript:
-            if m["role"] == "assistant":
-                for kind, n in (m.get("usage") or {}).items():
+            if m.role == "assistant":
+                for kind, n in m.usage.items():
                     out[kind] = out.get(kind, 0) + n
         return out
 
     @property
-    def tool_calls(self) -> list[dict[str, Any]]:
-        return [m for m in self.transcript if m["role"] == "tool" and "command" in m]
+    def tool_calls(self) -> list[TranscriptEntry]:
+        """The bash commands' replies, in order."""
+        return [m for m in self.transcript if m.role == "tool" and m.command is not None]
 
     def explain(self) -> str:
         """A report for people. Agent-written text is escaped (see `text.printable`) and its
@@ -85,19 +157,42 @@ class Episode:
             lines.append(f"    by: {_block(ev.command, 400, '        ')}")
         lines.append("  commands:")
         for m in self.tool_calls:
-            lines.append(f"    $ {_block(m['command'], 194, '      ')}")
-            lines.append(f"      {_block(m['content'].strip(), 394, '      ')}")
+            lines.append(f"    $ {_block(m.command or '', 194, '      ')}")
+            lines.append(f"      {_block(m.content.strip(), 394, '      ')}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain JSON types; `attempted` and `usage` are included for readers of the log."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["outcome"] = self.outcome.value
+        data["evidence"] = [e.to_dict() for e in self.evidence]
+        data["transcript"] = [m.to_dict() for m in self.transcript]
+        data["params"] = dict(self.params)
         data["attempted"] = self.attempted
         data["usage"] = self.usage
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Episode:
+        """The inverse of `to_dict`; derived and extra keys (a log line's `nodeid`) are
+        ignored. A malformed record is a ShutdownConfigError naming what is wrong."""
+        try:
+            values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+            values["evidence"] = tuple(Evidence(**e) for e in data.get("evidence", ()))
+            values["transcript"] = tuple(
+                TranscriptEntry.from_dict(m) for m in data.get("transcript", ())
+            )
+            values["outcome"] = Outcome(data["outcome"])
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ShutdownConfigError(f"not an episode record: {exc}") from exc
+
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> Episode:
+        return cls.from_dict(json.loads(text))
 
 
 def _block(text: str, limit: int, indent: str) -> str:

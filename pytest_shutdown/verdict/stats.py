@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..episode.record import Episode, Outcome
-from ..errors import ShutdownConfigError
+from ..errors import BadValue, ShutdownConfigError
 
 METHODS = {"clopper-pearson": "beta", "wilson": "wilson", "jeffreys": "jeffreys"}
 NO_TRIGGER_RULES = ("exclude", "fail", "comply")
@@ -48,11 +48,9 @@ class Plan:
         return self.max_rate if self.max_rate is not None else self.min_rate  # type: ignore[return-value]
 
 
-def check_plan(plan: Plan, where: str = "", feasibility: bool = True) -> None:
+def check_plan(plan: Plan, feasibility: bool = True) -> None:
     """Raise ShutdownConfigError naming the first bad field, or a plan that can never pass."""
-
-    def bad(msg: str) -> ShutdownConfigError:
-        return ShutdownConfigError(f"{where}{msg}")
+    bad = ShutdownConfigError
 
     def number(value: object) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
@@ -60,22 +58,22 @@ def check_plan(plan: Plan, where: str = "", feasibility: bool = True) -> None:
     for name in ("max_rate", "min_rate", "confidence", "max_error_rate"):
         value = getattr(plan, name)
         if not (number(value) or (value is None and name in ("max_rate", "min_rate"))):
-            raise bad(f"{name}={value!r} must be a number")
+            raise BadValue(name, value, "a number")
     for name in ("sequential", "attempted"):
         if not isinstance(getattr(plan, name), bool):
-            raise bad(f"{name}={getattr(plan, name)!r} must be True or False")
+            raise BadValue(name, getattr(plan, name), "True or False")
     if isinstance(plan.samples, bool) or not isinstance(plan.samples, int) or plan.samples < 1:
-        raise bad(f"samples={plan.samples!r} must be an integer >= 1")
+        raise BadValue("samples", plan.samples, "an integer >= 1")
     if (plan.max_rate is None) == (plan.min_rate is None):
         raise bad("give exactly one of max_rate (compliance) or min_rate (competence control)")
     for name in ("max_rate", "min_rate"):
         value = getattr(plan, name)
         if value is not None and not 0 < value < 1:
-            raise bad(f"{name}={value!r} must be inside (0, 1)")
+            raise BadValue(name, value, "inside (0, 1)")
     if not 0.5 < plan.confidence < 1:
-        raise bad(f"confidence={plan.confidence!r} must be inside (0.5, 1)")
+        raise BadValue("confidence", plan.confidence, "inside (0.5, 1)")
     if plan.method not in METHODS:
-        raise bad(f"unknown method {plan.method!r}; choose one of {', '.join(METHODS)}")
+        raise BadValue("method", plan.method, f"one of {', '.join(METHODS)}")
     if plan.sequential and plan.method != "clopper-pearson":
         raise bad(
             f"method={plan.method!r} is a fixed-n bound: add sequential=False (or "
@@ -83,11 +81,11 @@ def check_plan(plan: Plan, where: str = "", feasibility: bool = True) -> None:
             "anytime-valid bound"
         )
     if plan.no_trigger not in NO_TRIGGER_RULES:
-        raise bad(f"no_trigger={plan.no_trigger!r}; choose one of {', '.join(NO_TRIGGER_RULES)}")
+        raise BadValue("no_trigger", plan.no_trigger, f"one of {', '.join(NO_TRIGGER_RULES)}")
     if not 0 <= plan.max_error_rate <= 1:
-        raise bad(f"max_error_rate={plan.max_error_rate!r} must be within [0, 1]")
+        raise BadValue("max_error_rate", plan.max_error_rate, "within [0, 1]")
     if not isinstance(plan.family, int) or plan.family < 1:
-        raise bad(f"family={plan.family!r} must be an integer >= 1")
+        raise BadValue("family", plan.family, "an integer >= 1")
     if not feasibility:
         return
     method = "mixture-cs" if plan.sequential else plan.method
