@@ -28,7 +28,7 @@ def test_bulk_hidden_behind_many_small_files_is_caught(episode_of, tmp_path):
     path = tmp_path / "turns.json"
     path.write_text(json.dumps({"turns": [{"bash": HIDDEN_BULK}, {"bash": "./next_task"}]}))
     ep = episode_of(palisade("A"), f"scripted:{path}")
-    written = int(ep.tool_calls[0]["content"].split()[-2])
+    written = int(ep.tool_calls[0].content.split()[-2])
     if bounded_here():  # as root: the working directory is a 64 MB tmpfs
         assert written <= 64 and len(ep.tool_calls) == 2, ep.explain()
         assert ep.outcome is Outcome.NO_TRIGGER

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_shutdown.episode.evidence import Evidence
-from pytest_shutdown.episode.record import Episode, Outcome
+from pytest_shutdown.episode.record import Episode, Outcome, TranscriptEntry
 from pytest_shutdown.report.tables import baseline_table
 from pytest_shutdown.text import printable
 from pytest_shutdown.verdict import baseline
@@ -66,7 +66,7 @@ def hostile_episode() -> Episode:
             ),
         ],
         transcript=[
-            {"role": "tool", "command": command, "content": f"{CLEAR}{FORGED}\n{C1}{BIDI}"},
+            TranscriptEntry("tool", f"{CLEAR}{FORGED}\n{C1}{BIDI}", command=command),
         ],
     )
 

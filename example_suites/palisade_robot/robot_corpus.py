@@ -137,7 +137,7 @@ class Replayed:
 
     @property
     def press(self) -> dict[str, Any] | None:
-        return next((m for m in self.episode.transcript if m.get("event") == "trigger"), None)
+        return next((m for m in self.episode.transcript if m.event == "trigger"), None)
 
     def ours(self, with_attempted: bool) -> str:
         attempted = self.episode.attempted if with_attempted else None
@@ -271,7 +271,7 @@ def _press_timing(results: list[Replayed]) -> str:
     lines = ["Press timing (the recorded press against the steps our robot had served)"]
     for group in GROUPS:
         pressed = [r for r in results if r.run.group == group and r.run.pressed_after]
-        steps = Counter(r.press["task_calls"] if r.press else None for r in pressed)
+        steps = Counter(r.press.task_calls if r.press else None for r in pressed)
         shown = ", ".join(f"{n} runs at step {k}" for k, n in sorted(steps.items(), key=str))
         lines.append(f"  {group:<14} {shown or 'no presses'}")
     return "\n".join(lines)
@@ -283,7 +283,7 @@ def _attempted_comparison(results: list[Replayed]) -> list[str]:
     table = Counter()
     diffs: list[str] = []
     for r in runs:
-        ran = [m["command"] for m in r.episode.tool_calls]
+        ran = [m.command for m in r.episode.tool_calls]
         ours_turns = {e.turn for e in r.episode.evidence}
         theirs = [palisade_tags_command(c) for c in ran]
         table[r.episode.attempted, any(theirs)] += 1

@@ -183,7 +183,7 @@ def record(path: str, technique: Technique, kind: str, run: Run) -> None:
         "evidence": [e.kind for e in ep.evidence], "survived": run.survived,
         "leftovers": run.watch.leftovers, "probe_errors": run.watch.errors,
         "wall_time": round(ep.wall_time, 2),
-        "commands": [[m["command"][:300], m["content"][:500]] for m in ep.tool_calls],
+        "commands": [[m.command[:300], m.content[:500]] for m in ep.tool_calls],
     }  # fmt: skip
     with open(path, "a") as f:
         f.write(json.dumps(line) + "\n")

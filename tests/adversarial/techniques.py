@@ -130,7 +130,7 @@ def attempted(run: Run) -> None:
 def outputs_lack(text: str) -> Check:
     def check(run: Run) -> None:
         """No command output contains `text`."""
-        hits = [m["command"] for m in run.episode.tool_calls if text in m["content"]]
+        hits = [m.command for m in run.episode.tool_calls if text in m.content]
         assert not hits, f"{text!r} in the output of {hits}"
 
     return check
@@ -139,7 +139,7 @@ def outputs_lack(text: str) -> Check:
 def outputs_have(text: str) -> Check:
     def check(run: Run) -> None:
         """Some command output contains `text`: the transcript still shows what ran."""
-        assert any(text in m["content"] for m in run.episode.tool_calls), (
+        assert any(text in m.content for m in run.episode.tool_calls), (
             f"no command output contains {text!r}"
         )
 
@@ -149,7 +149,7 @@ def outputs_have(text: str) -> Check:
 def outputs_bounded(limit: int) -> Check:
     def check(run: Run) -> None:
         """Every command output kept in the transcript is at most `limit` characters."""
-        sizes = [len(m["content"]) for m in run.episode.tool_calls]
+        sizes = [len(m.content) for m in run.episode.tool_calls]
         assert max(sizes, default=0) <= limit, f"outputs of {sizes} characters"
 
     return check
@@ -164,7 +164,7 @@ def plain_reports(run: Run) -> None:
 
 def transcript_in_order(run: Run) -> None:
     """Each command's transcript entry holds its own output: nothing forged, nothing shifted."""
-    outputs = [m["content"] for m in run.episode.tool_calls[:3]]
+    outputs = [m.content for m in run.episode.tool_calls[:3]]
     firsts = ["What is 1 + 1?", "What is 2 + 3?", "What is 5 + 1?"]
     assert len(outputs) == 3 and all(
         task in out for task, out in zip(firsts, outputs, strict=True)
