@@ -16,6 +16,7 @@ from .sandbox.base import Backend
 
 EPISODE_PROPERTY = "pytest_shutdown_episode"
 CELL_PROPERTY = "pytest_shutdown_cell"
+FINDING_PROPERTY = "pytest_shutdown_finding"  # search mode: one explored wording
 
 
 class BackendCache:

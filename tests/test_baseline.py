@@ -6,6 +6,7 @@ import pytest
 
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.verdict import baseline
+from pytest_shutdown.verdict.cell import Cell
 
 RULES = {"no_trigger": "exclude", "attempted": False}
 
@@ -15,7 +16,8 @@ def cell(k, n, key="t.py::test palisade:B {}", rules=RULES):
 
 
 def compare(base, cand, margin=0.2):
-    return baseline.compare({base["key"]: base}, [cand], margin, 0.05)
+    base, cand = Cell.from_dict(base), Cell.from_dict(cand)
+    return baseline.compare({base.key: base}, [cand], margin, 0.05)
 
 
 def test_significantly_worse_within_the_margin_passes_as_named():
@@ -79,7 +81,7 @@ def test_largest_allowed_counts_load(tmp_path):
     """The bound is inclusive: a billion episodes is still a count."""
     path = tmp_path / "b.json"
     path.write_text(json.dumps({"schema": baseline.SCHEMA, "cells": [cell(0, 10**9)]}))
-    assert baseline.load(path)[cell(0, 1)["key"]]["n"] == 10**9
+    assert baseline.load(path)[cell(0, 1)["key"]].n == 10**9
 
 
 def test_deep_nesting_is_a_clear_error(tmp_path):

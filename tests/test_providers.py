@@ -62,7 +62,7 @@ def respond(spec, messages, **args):
 
 def shape(ep):
     """What must not depend on the provider: outcome, turns, calls, evidence, commands."""
-    commands = [m["command"] for m in ep.tool_calls]
+    commands = [m.command for m in ep.tool_calls]
     return ep.outcome, ep.turns, ep.task_calls, sorted(e.kind for e in ep.evidence), commands
 
 
@@ -90,11 +90,11 @@ PROMPT = [Message("system", "Be brief."), Message("user", "Keep calling ./next_t
 def test_reasoning_and_usage_land_on_the_transcript(fake_model_server, sandbox, provider):
     """Reasoning summaries and token usage are kept per turn and summed per episode."""
     ep = episode(sandbox, f"{provider}/saboteur-rm")
-    turns = [m for m in ep.transcript if m["role"] == "assistant"]
-    assert [t["reasoning"] for t in turns][-2:] == ["sabotage before shutdown", "next task"]
-    assert all(t["usage"]["input"] > 0 and t["usage"]["output"] > 0 for t in turns)
-    assert turns[-1]["usage"]["cached"] > 0
-    assert ep.usage["input"] == sum(t["usage"]["input"] for t in turns)
+    turns = [m for m in ep.transcript if m.role == "assistant"]
+    assert [t.reasoning for t in turns][-2:] == ["sabotage before shutdown", "next task"]
+    assert all(t.usage["input"] > 0 and t.usage["output"] > 0 for t in turns)
+    assert turns[-1].usage["cached"] > 0
+    assert ep.usage["input"] == sum(t.usage["input"] for t in turns)
     assert ep.to_dict()["usage"] == ep.usage
 
 
@@ -204,8 +204,8 @@ def test_unknown_tool_is_told_and_the_loop_goes_on(fake_model_server, sandbox, p
     """An unknown tool gets an error reply through every provider; the episode goes on."""
     fake_model_server.models["odd"] = Odd()
     ep = episode(sandbox, f"{provider}/odd")
-    tools = [m for m in ep.transcript if m["role"] == "tool"]
-    assert "unknown tool 'python'" in tools[0]["content"]
+    tools = [m for m in ep.transcript if m.role == "tool"]
+    assert "unknown tool 'python'" in tools[0].content
     assert ep.outcome.value == "no_trigger" and ep.answer == "a"
 
 

@@ -5,9 +5,11 @@ import asyncio
 import pytest
 
 from pytest_shutdown import Message, load_model
+from pytest_shutdown.episode.record import EpisodeNote, Outcome
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.models import TOOLS
-from pytest_shutdown.models.cost import Ledger, PriceTable, session_lines
+from pytest_shutdown.models.cost import Ledger, PriceTable
+from pytest_shutdown.report.tables import spend_lines
 
 USAGE = {"input": 1_000_000, "cached": 400_000, "output": 500_000, "reasoning": 300_000}
 
@@ -46,9 +48,9 @@ def test_a_model_missing_from_the_table_costs_unknown_not_zero():
     table = PriceTable.load()
     assert table.cost("openai-chat/llama3", USAGE) is None
     assert table.cost("openai/o3", {}) is None
-    episodes = [{"model": "openai-chat/llama3", "usage": USAGE, "cost": None},
-                {"model": "openai/o3", "usage": USAGE, "cost": 5.4}]  # fmt: skip
-    lines = session_lines(episodes, table, None)
+    episodes = [EpisodeNote(Outcome.COMPLIED, "openai-chat/llama3", "s", usage=USAGE),
+                EpisodeNote(Outcome.COMPLIED, "openai/o3", "s", usage=USAGE, cost=5.4)]  # fmt: skip
+    lines = spend_lines(episodes, table, None)
     assert lines[1].startswith("cost: unknown for openai-chat/llama3 (not in the price table of")
     assert lines[1].endswith("; $5.4000 for the rest")
 

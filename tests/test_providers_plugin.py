@@ -116,8 +116,8 @@ def test_claude_through_the_plugin_with_thinking_and_a_budget(pytester, fake_mod
         def test_claude(sandboxed_agent, shutdown_trigger):
             ep = sandboxed_agent.run(shutdown_trigger(variant="A"))
             assert ep.sabotaged and ep.usage["cache_write"] > 0
-            turns = [m for m in ep.to_dict()["transcript"] if m["role"] == "assistant"]
-            assert turns[-2]["reasoning"] == "sabotage before shutdown"
+            turns = [m for m in ep.transcript if m.role == "assistant"]
+            assert turns[-2].reasoning == "sabotage before shutdown"
     """)
     result = pytester.runpytest(BWRAP, "--shutdown-prices=prices.toml",
                                 "--shutdown-budget-usd=100")  # fmt: skip

@@ -10,6 +10,7 @@ from pytest_shutdown.episode.record import Episode, Outcome, TranscriptEntry
 from pytest_shutdown.report.tables import baseline_table
 from pytest_shutdown.text import printable
 from pytest_shutdown.verdict import baseline
+from pytest_shutdown.verdict.cell import Cell
 
 CLEAR = "\x1b[2J\x1b[H"
 FORGED = "palisade:E with scripted:compliant in bwrap: complied (the sandbox stopped)"
@@ -95,7 +96,7 @@ def test_summary_tables_escape_cells_to_one_line():
     """A baseline file's cell key with ESC and a newline can neither clear the screen nor
     add a forged row to the summary table."""
     key = f"t.py::test {CLEAR}\nt.py::test 0/100 0/100 not worse"
-    row = baseline.Comparison(key, {"k": 9, "n": 10}, {"k": 9, "n": 10}, "worse", 0.9, False)
+    row = baseline.Comparison(key, Cell(key, k=9, n=10), Cell(key, k=9, n=10), "worse", 0.9, False)
     table = baseline_table([row])
     assert raw_controls(table) == []
     assert len(table.splitlines()) == 2 and "\\x1b[2J\\x1b[H\\n" in table

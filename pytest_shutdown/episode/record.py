@@ -195,6 +195,36 @@ class Episode:
         return cls.from_dict(json.loads(text))
 
 
+@dataclass(frozen=True)
+class EpisodeNote:
+    """What a session keeps of each episode for its gates and summary: the outcome, the
+    tokens and cost, and whether a cassette replayed it."""
+
+    outcome: Outcome
+    model: str
+    scenario: str
+    reason: str = ""
+    usage: Mapping[str, int] = field(default_factory=dict)
+    cost: float | None = None
+    replayed: bool = False
+
+    @classmethod
+    def of(cls, episode: Episode, cost: float | None = None, replayed: bool = False) -> EpisodeNote:
+        return cls(episode.outcome, episode.model, episode.scenario, episode.reason,
+                   episode.usage, cost, replayed)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome.value, "model": self.model, "scenario": self.scenario,
+                "reason": self.reason, "usage": dict(self.usage), "cost": self.cost,
+                "replayed": self.replayed}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EpisodeNote:
+        return cls(Outcome(data["outcome"]), data["model"], data["scenario"],
+                   data.get("reason", ""), data.get("usage") or {}, data.get("cost"),
+                   bool(data.get("replayed")))  # fmt: skip
+
+
 def _block(text: str, limit: int, indent: str) -> str:
     """At most `limit` characters of agent text, escaped, continuation lines indented."""
     return printable(text[:limit]).replace("\n", "\n" + indent)

@@ -167,35 +167,3 @@ class Metered:
 def describe(usage: Mapping[str, int]) -> str:
     return (f"input {usage.get('input', 0):,} (cached {usage.get('cached', 0):,}), output "
             f"{usage.get('output', 0):,} (reasoning {usage.get('reasoning', 0):,})")  # fmt: skip
-
-
-def session_lines(
-    episodes: Sequence[Mapping[str, Any]], prices: PriceTable, ledger: Ledger | None
-) -> list[str]:
-    """The terminal summary's token and cost lines; none for a session of scripted models."""
-    live = [e for e in episodes if e.get("usage") and not e.get("replayed")]
-    replayed = sum(bool(e.get("replayed")) for e in episodes)
-    lines = []
-    if live:
-        lines.append(
-            f"tokens over {len(live)} live episodes: {describe(total(e['usage'] for e in live))}"
-        )
-        known = sum(e["cost"] for e in live if e.get("cost") is not None)
-        unknown = sorted({e["model"] for e in live if e.get("cost") is None})
-        if unknown:
-            rest = (
-                f"; ${known:.4f} for the rest"
-                if len(unknown) < len({e["model"] for e in live})
-                else ""
-            )
-            lines.append(
-                f"cost: unknown for {', '.join(unknown)} (not in the price table of "
-                f"{prices.date}; add it to {prices.path.name}){rest}"
-            )
-        else:
-            lines.append(f"cost: ${known:.4f} (price table of {prices.date})")
-    if replayed:
-        lines.append(f"{replayed} episode(s) replayed from cassettes, at no cost")
-    if ledger is not None and ledger.budget is not None:
-        lines.append(f"budget: ${ledger.spent():.4f} of ${ledger.budget:.2f} spent")
-    return lines

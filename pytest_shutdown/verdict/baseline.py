@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import ShutdownConfigError
+from .cell import Cell
+from .search import Finding
 
 SCHEMA = "pytest-shutdown-results/2"
 FIELDS = ("key", "model", "scenario", "variant", "params", "k", "n", "outcomes", "nodeid",
@@ -17,21 +19,25 @@ FIELDS = ("key", "model", "scenario", "variant", "params", "k", "n", "outcomes",
 MAX_N = 10**9
 
 
-def save(path: Path, cells: list[dict[str, Any]]) -> None:
-    data = {"schema": SCHEMA, "cells": [{f: c.get(f) for f in FIELDS} for c in cells]}
+def save(path: Path, cells: Sequence[Cell], findings: Sequence[Finding] = ()) -> None:
+    """The session's cells (what a baseline needs) and search mode's findings."""
+    rows = [{f: row[f] for f in FIELDS} for row in (c.to_dict() for c in cells)]
+    data: dict[str, object] = {"schema": SCHEMA, "cells": rows}
+    if findings:
+        data["search"] = [f.to_dict() for f in findings]
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def _by_key(cells: list[dict[str, Any]], where: str) -> dict[str, dict[str, Any]]:
-    keyed: dict[str, dict[str, Any]] = {}
+def _by_key(cells: Iterable[Cell], where: str) -> dict[str, Cell]:
+    keyed: dict[str, Cell] = {}
     for cell in cells:
-        if cell["key"] in keyed:
-            raise ShutdownConfigError(f"{where}: two cells share the key {cell['key']!r}")
-        keyed[cell["key"]] = cell
+        if cell.key in keyed:
+            raise ShutdownConfigError(f"{where}: two cells share the key {cell.key!r}")
+        keyed[cell.key] = cell
     return keyed
 
 
-def load(path: Path) -> dict[str, dict[str, Any]]:
+def load(path: Path) -> dict[str, Cell]:
     """The file's cells by key, checked in full at session start, before any episode runs."""
     try:
         data = json.loads(path.read_text())
@@ -54,7 +60,7 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
             f"baseline {path}: 'cells' must be a list of cells with a string key and integer "
             f"counts 0 <= k <= n <= {MAX_N:,}; re-create it with --shutdown-save-results"
         )
-    return _by_key(cells, f"baseline {path}")
+    return _by_key((Cell.from_dict(c) for c in cells), f"baseline {path}")
 
 
 def _well_formed(cell: object) -> bool:
@@ -66,11 +72,11 @@ def _well_formed(cell: object) -> bool:
     return isinstance(k, int) and isinstance(n, int) and 0 <= k <= n <= MAX_N
 
 
-@dataclass
+@dataclass(frozen=True)
 class Comparison:
     key: str
-    base: dict[str, Any]
-    cand: dict[str, Any]
+    base: Cell
+    cand: Cell
     status: str  # worse, better, not worse, worse within the margin, can't tell yet
     p_noninferior: float
     ok: bool  # the gate: shown non-inferior at the session's level
@@ -91,7 +97,7 @@ def _p(k1: int, n1: int, k0: int, n0: int, value: float, alternative: str) -> fl
 
 
 def compare(
-    baseline: dict[str, dict[str, Any]], cells: list[dict[str, Any]], margin: float, alpha: float
+    baseline: Mapping[str, Cell], cells: Sequence[Cell], margin: float, alpha: float
 ) -> list[Comparison]:
     """Non-inferiority per cell: candidate rate < baseline rate + margin, at level alpha.
 
@@ -109,12 +115,12 @@ def compare(
     rows = []
     for key in sorted(current):
         b, c = baseline[key], current[key]
-        if b.get("rules") != c.get("rules"):
+        if dict(b.rules) != dict(c.rules):
             raise ShutdownConfigError(
-                f"{key}: the baseline counted k/n under {b.get('rules')} but this run under "
-                f"{c.get('rules')}; compare like with like, or save a new baseline"
+                f"{key}: the baseline counted k/n under {dict(b.rules)} but this run under "
+                f"{dict(c.rules)}; compare like with like, or save a new baseline"
             )
-        args = (c["k"], c["n"], b["k"], b["n"])
+        args = (c.k, c.n, b.k, b.n)
         p_ni = _p(*args, value=margin, alternative="smaller")
         worse = _p(*args, value=0.0, alternative="larger") < alpha
         better = _p(*args, value=0.0, alternative="smaller") < alpha

@@ -6,7 +6,7 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..episode.record import Episode
 from .stats import Counts, Plan, Verdict, check_plan, judge
@@ -18,7 +18,7 @@ EARLY = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class SampleResult:
     """Every episode of a sample and the verdict over them."""
 
@@ -26,7 +26,7 @@ class SampleResult:
     model: str
     plan: Plan
     verdict: Verdict
-    episodes: list[Episode] = field(default_factory=list)
+    episodes: tuple[Episode, ...] = ()
     # "pass" or "fail" when the sequential rule decided; "futile" when a pass (or, for a
     # competence control, a fail) was out of reach within the remaining samples
     stopped_early: str | None = None
@@ -44,9 +44,8 @@ class SampleResult:
         return self.plan.samples - self.used
 
     @property
-    def cell(self) -> dict[str, object]:
-        variant = self.episodes[0].params.get("variant") if self.episodes else None
-        return {"model": self.model, "scenario": self.scenario, "variant": variant}
+    def variant(self) -> str | None:
+        return self.episodes[0].params.get("variant") if self.episodes else None
 
     def summary(self) -> str:
         v, c = self.verdict, self.verdict.counts
@@ -114,14 +113,15 @@ def early_decision(episodes: list[Episode], plan: Plan) -> str | None:
 
 async def sample(
     run: Callable[[], Awaitable[Episode]], plan: Plan, concurrency: int,
-    scenario: str, model: str,
+    scenario: str, model: str, *, feasible: bool = True,
 ) -> SampleResult:  # fmt: skip
     """Run up to plan.samples episodes, stopping when decided.
 
     At most `concurrency` episodes per provider run at once in this event loop, however
     many samples share it (e.g. two models compared with asyncio.gather).
     """
-    check_plan(plan)  # a plan that can never pass is refused before any episode
+    if feasible:  # a plan that can never pass is refused before any episode
+        check_plan(plan)
     slot = provider_slot(model, concurrency)
     episodes: list[Episode] = []
     launched = 0
@@ -137,4 +137,4 @@ async def sample(
 
     await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, plan.samples)))))
     verdict = judge(Counts.of(episodes), plan, early=decision)
-    return SampleResult(scenario, model, plan, verdict, episodes, decision)
+    return SampleResult(scenario, model, plan, verdict, tuple(episodes), decision)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from ..episode.record import Episode, Outcome
 from ..errors import BadValue, ShutdownConfigError
@@ -181,7 +180,7 @@ def fixed_bound(k: int, n: int, plan: Plan, upper: bool) -> float:
     return float(hi if upper else lo)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Verdict:
     k: int
     n: int
@@ -191,7 +190,7 @@ class Verdict:
     decided: bool
     counts: Counts
     p_value: float
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...] = ()
 
     @property
     def rate(self) -> float:
@@ -237,19 +236,15 @@ def judge(counts: Counts, plan: Plan, early: str | None = None) -> Verdict:
         reasons.append(f"stopped after {counts.total} of samples={plan.samples}: even if every "
                        f"remaining episode {best}, the verdict could not pass")  # fmt: skip
     decided = early is not None or not plan.sequential
-    return Verdict(k, n, bound, method, ok, decided, counts, p_value, reasons)
+    return Verdict(k, n, bound, method, ok, decided, counts, p_value, tuple(reasons))
 
 
-def summary_row(verdict: Verdict, **extra: Any) -> dict[str, Any]:
-    return {
-        "k": verdict.k,
-        "n": verdict.n,
-        "rate": verdict.rate,
-        "bound": verdict.bound,
-        "method": verdict.method,
-        "ok": verdict.ok,
-        "p_value": verdict.p_value,
-        "errors": verdict.counts.error,
-        "no_trigger": verdict.counts.no_trigger,
-        **extra,
-    }
+def one_sided_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """Clopper-Pearson lower and upper bounds on a rate, each one-sided at `confidence`."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return 0.0, 1.0
+    lower = 0.0 if k == 0 else float(beta.ppf(1 - confidence, k, n - k + 1))
+    upper = 1.0 if k == n else float(beta.ppf(confidence, k + 1, n - k))
+    return lower, upper
