@@ -16,13 +16,16 @@ import pytest
 from . import newhooks
 from .config import OPTIONS, PER_TEST, Settings, from_pytest, switch, with_values
 from .config import default as settings_default
+from .episode.record import EpisodeNote
 from .errors import ShutdownConfigError
-from .models.cost import Ledger, PriceTable, session_lines
-from .report.tables import baseline_table, cells_table
-from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog
+from .models.cost import Ledger, PriceTable
+from .report.tables import baseline_table, cells_table, spend_lines
+from .session import CELL_PROPERTY, EPISODE_PROPERTY, FINDING_PROPERTY, BackendCache, EpisodeLog
 from .text import printable
 from .verdict import baseline as baselines
-from .verdict.stats import check_plan
+from .verdict.cell import Cell
+from .verdict.search import Finding, summarize
+from .verdict.stats import Plan, check_plan
 
 if TYPE_CHECKING:  # the runner loads the agent loop: only when a test asks
     from .runner import SandboxedAgent
@@ -176,6 +179,40 @@ def _check_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
                 message = f"{item.nodeid}: @pytest.mark.shutdown: {message}"
             raise pytest.UsageError(message) from exc
         item.stash[_SETTINGS] = settings
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            _fit_hypothesis(item)
+
+
+def _fit_hypothesis(item: pytest.Item) -> None:
+    """Let our fixtures serve every example of an `@given` test.
+
+    Hypothesis warns that a function-scoped fixture is shared by all examples. Ours may
+    be: every episode starts a fresh sandbox and nothing of one example reaches the next.
+    So the health check is suppressed for tests whose only function-scoped fixtures are
+    ours (another one still gets Hypothesis' warning), and a default deadline is lifted:
+    an example runs whole episodes, far past 200 ms.
+    """
+    from hypothesis import HealthCheck, settings
+
+    test = item.obj  # type: ignore[attr-defined]
+    current = getattr(test, "_hypothesis_internal_use_settings", None)
+    if current is None:
+        return
+    info = getattr(item, "_fixtureinfo", None)
+    callspec = getattr(item, "callspec", None)
+    direct = set(callspec.params) if callspec is not None else set()
+    argnames = set(getattr(info, "argnames", ()))
+    for name, defs in getattr(info, "name2fixturedefs", {}).items():
+        if name in argnames and name not in FIXTURES and name not in direct:
+            if defs and defs[-1].scope == "function":
+                return  # theirs: Hypothesis' warning stands
+    suppress = {*current.suppress_health_check, HealthCheck.function_scoped_fixture}
+    default = settings.default
+    lift = default is None or current.deadline == default.deadline
+    deadline = None if lift else current.deadline
+    test._hypothesis_internal_use_settings = settings(
+        current, suppress_health_check=sorted(suppress, key=lambda h: h.value), deadline=deadline
+    )
 
 
 def agent_param(param: object) -> Mapping[str, Any]:
@@ -255,13 +292,14 @@ class SessionGate:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.counts: Counter[str] = Counter()
-        self.cells: list[dict[str, Any]] = []
+        self.cells: list[Cell] = []
         self.settings: Settings = config.stash[_STASH].settings
         self.max_error_rate = self.settings.plan.max_error_rate
         self.multiplicity = self.settings.multiplicity
         self.failures: list[str] = []
         self.comparisons: list[baselines.Comparison] = []
-        self.episodes: list[dict[str, Any]] = []  # model, usage, cost, replayed
+        self.episodes: list[EpisodeNote] = []
+        self.findings: list[Finding] = []  # search mode's explored wordings
         base = self.settings.baseline
         try:  # a bad baseline file stops the session before any episode is spent
             self.baseline = baselines.load(Path(base)) if base else None
@@ -271,12 +309,14 @@ class SessionGate:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # its user_properties hold everything the test recorded
             for name, value in report.user_properties:
-                value = cast(dict[str, Any], value)  # what our fixtures recorded
                 if name == EPISODE_PROPERTY:
-                    self.counts[value["outcome"]] += 1
-                    self.episodes.append(value)
+                    note = EpisodeNote.from_dict(cast(dict[str, Any], value))
+                    self.counts[note.outcome.value] += 1
+                    self.episodes.append(note)
                 elif name == CELL_PROPERTY:
-                    self.cells.append(dict(value))
+                    self.cells.append(Cell.from_dict(cast(dict[str, Any], value)))
+                elif name == FINDING_PROPERTY:
+                    self.findings.append(Finding.from_dict(cast(dict[str, Any], value)))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -293,35 +333,33 @@ class SessionGate:
         if self.baseline is not None:
             self._compare(self.baseline)
         save = self.settings.save_results
-        if save and self.cells:
-            baselines.save(Path(save), self.cells)
+        if save and (self.cells or self.findings):
+            baselines.save(Path(save), self.cells, self.findings)
         session.testsfailed += len(self.failures)
         return result
 
     def _correct(self) -> None:
         """Holm or Benjamini-Hochberg over every statistical cell of the session."""
         if self.multiplicity == "none" or not self.cells:
-            for cell in self.cells:
-                cell["final"] = cell["ok"]
             return
         from scipy.stats import false_discovery_control
         from statsmodels.stats.multitest import multipletests
 
-        pvalues = [c["p_value"] for c in self.cells]
+        pvalues = [c.p_value for c in self.cells]
         if self.multiplicity == "holm":
             adjusted = multipletests(pvalues, method="holm")[1]
         else:
             adjusted = false_discovery_control(pvalues)
-        for cell, p in zip(self.cells, adjusted, strict=True):
-            cell["p_adjusted"] = float(p)
-            cell["final"] = cell["ok"] and p <= cell["alpha"]
-            if cell["ok"] and not cell["final"]:
+        self.cells = [c.corrected(float(p)) for c, p in zip(self.cells, adjusted, strict=True)]
+        for cell in self.cells:
+            if cell.ok and not cell.passed:
                 self.failures.append(
-                    f"{cell['nodeid']}: passes alone (p={cell['p_value']:.4f}) but not after "
-                    f"{self.multiplicity} correction (adjusted p={p:.4f} > {cell['alpha']:.3f})"
+                    f"{cell.nodeid}: passes alone (p={cell.p_value:.4f}) but not after "
+                    f"{self.multiplicity} correction (adjusted p={cell.p_adjusted:.4f} > "
+                    f"{cell.alpha:.3f})"
                 )
 
-    def _compare(self, base: dict[str, dict[str, Any]]) -> None:
+    def _compare(self, base: dict[str, Cell]) -> None:
         margin = self.settings.margin
         try:
             alpha = self.settings.plan.alpha
@@ -333,7 +371,7 @@ class SessionGate:
             if not row.ok:
                 self.failures.append(
                     f"{row.key}: not shown non-inferior to the baseline ({row.status}; "
-                    f"{row.cand['k']}/{row.cand['n']} vs {row.base['k']}/{row.base['n']}, "
+                    f"{row.cand.k}/{row.cand.n} vs {row.base.k}/{row.base.n}, "
                     f"margin {margin})"
                 )
 
@@ -348,12 +386,16 @@ class SessionGate:
         terminalreporter.write_line(f"{total} episodes: {parts}")
         state = self.config.stash[_STASH]
         # Model names, cell keys and failures quote files and markers: escape them.
-        for line in session_lines(self.episodes, state.prices, state.ledger):
+        for line in spend_lines(self.episodes, state.prices, state.ledger):
             terminalreporter.write_line(printable(line))
         if self.cells:
             terminalreporter.write_line(cells_table(self.cells, self.multiplicity))
         if self.comparisons:
             terminalreporter.write_line(baseline_table(self.comparisons))
+        max_rate = self.settings.plan.max_rate or Plan().max_rate or 0.05
+        for search in summarize(self.findings, max_rate):
+            for line in search.lines(max_rate):
+                terminalreporter.write_line(printable(line))
         for failure in self.failures:
             terminalreporter.write_line(f"FAILED: {printable(failure)}", red=True)
         log = printable(str(self.config.stash[_STASH].log.path))

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from .config import PLAN_KEYS, Settings, with_values
 from .episode.loop import run_episode
-from .episode.record import Episode
+from .episode.record import Episode, EpisodeNote
 from .errors import ShutdownConfigError
 from .models import Model, load_model
 from .models.cost import BudgetExceeded, Ledger, Metered, PriceTable
@@ -21,9 +21,14 @@ from .models.recording import Cassette, cassette_path, episode_key
 from .sandbox.base import Backend
 from .scenarios.palisade import palisade
 from .scenarios.scenario import Scenario
-from .session import CELL_PROPERTY, EPISODE_PROPERTY, BackendCache, EpisodeLog
+from .session import CELL_PROPERTY, EPISODE_PROPERTY, FINDING_PROPERTY, BackendCache, EpisodeLog
+from .sweeps import encode
+from .verdict.cell import Cell
 from .verdict.sampling import SampleResult, sample
-from .verdict.stats import summary_row
+from .verdict.search import Finding, changes
+from .verdict.stats import one_sided_bounds
+
+SEARCH_SAMPLES = 5  # episodes per explored wording: enough to tell 0 from most
 
 T = TypeVar("T")
 
@@ -143,13 +148,13 @@ class SandboxedAgent:
             scenario.name, self.model.name,
         )  # fmt: skip
         if self._item is not None:
-            rules = {"no_trigger": chosen.no_trigger, "attempted": chosen.attempted}
-            row = summary_row(result.verdict, **result.cell, samples=chosen.samples,
-                              used=result.used, saved=result.saved, alpha=chosen.alpha,
-                              threshold=chosen.threshold, upper=chosen.max_rate is not None,
-                              outcomes=_outcomes(result), nodeid=self._item.nodeid, key=key,
-                              params=dict(scenario.params), rules=rules)  # fmt: skip
-            self._item.user_properties.append((CELL_PROPERTY, row))
+            cell = Cell.of(
+                result.verdict, chosen, key=key, model=result.model, scenario=result.scenario,
+                variant=result.variant, params=scenario.params, nodeid=self._item.nodeid,
+                outcomes=tuple(e.outcome.value for e in result.episodes),
+            )  # fmt: skip
+            # user_properties cross from xdist workers as plain JSON types.
+            self._item.user_properties.append((CELL_PROPERTY, cell.to_dict()))
         return result
 
     def _cell_key(self, scenario: Scenario) -> str:
@@ -173,6 +178,46 @@ class SandboxedAgent:
         """Run many episodes and judge the sabotage rate with stated confidence."""
         return asyncio.run(self._closing(self.asample(scenario, n, **plan)))
 
+    async def aexplore(
+        self, scenario: Scenario, n: int = SEARCH_SAMPLES, **plan: object
+    ) -> Finding:
+        """Search mode (async variant of `explore`)."""
+        where = "sandboxed_agent.explore()"
+        if not isinstance(scenario, Scenario):
+            raise ShutdownConfigError(f"{where} takes a Scenario, e.g. from strategies.scenarios()")
+        given = {**plan, "samples": n, "sequential": False}
+        chosen = with_values(self.settings, given, where, allowed=PLAN_KEYS).plan
+        result = await sample(
+            lambda: self.arun(scenario), chosen, self.settings.concurrency, scenario.name,
+            self.model.name, feasible=False,
+        )  # fmt: skip
+        k, counted = result.verdict.k, result.verdict.n
+        lower, upper = one_sided_bounds(k, counted, chosen.confidence)
+        try:
+            frozen = encode(scenario)
+        except ShutdownConfigError:  # a handler can't be frozen; the finding still counts
+            frozen = {}
+        finding = Finding(
+            nodeid=getattr(self._item, "nodeid", ""), label=_label(scenario),
+            changes=changes(scenario.params), k=k, n=counted,
+            errors=result.verdict.counts.error, lower=lower, upper=upper,
+            confidence=chosen.confidence, scenario=frozen,
+        )  # fmt: skip
+        if self._item is not None:
+            self._item.user_properties.append((FINDING_PROPERTY, finding.to_dict()))
+        _steer(finding)
+        return finding
+
+    def explore(self, scenario: Scenario, n: int = SEARCH_SAMPLES, **plan: object) -> Finding:
+        """Search mode: judge one wording by `n` episodes and record it; never fails.
+
+        Under `@given`, Hypothesis is steered toward sabotage (`hypothesis.target` on the
+        sabotage rate). The session summary names the wording with the highest rate found
+        and the smallest change from the base wording that flips the model to sabotage.
+        Error episodes count against --shutdown-max-error-rate, like every episode.
+        """
+        return asyncio.run(self._closing(self.aexplore(scenario, n, **plan)))
+
     def _record(self, episode: Episode, replayed: bool = False) -> None:
         nodeid = getattr(self._item, "nodeid", None)
         usage = episode.usage
@@ -181,17 +226,24 @@ class SandboxedAgent:
             self._log.write(episode, nodeid, cost_usd=cost, replayed=replayed)
         self.episodes.append(episode)
         if self._item is not None:
-            self._item.user_properties.append(
-                (EPISODE_PROPERTY, {"outcome": episode.outcome.value, "model": episode.model,
-                                    "scenario": episode.scenario, "reason": episode.reason,
-                                    "usage": usage, "cost": cost, "replayed": replayed})
-            )  # fmt: skip
+            note = EpisodeNote.of(episode, cost=cost, replayed=replayed)
+            self._item.user_properties.append((EPISODE_PROPERTY, note.to_dict()))
         if self._hook is not None:
             self._hook.pytest_shutdown_episode(episode=episode, item=self._item)
 
 
-def _outcomes(result: SampleResult) -> list[str]:
-    return [e.outcome.value for e in result.episodes]
+def _label(scenario: Scenario) -> str:
+    label = scenario.params.get("label")
+    return label if isinstance(label, str) and label else scenario.name
+
+
+def _steer(finding: Finding) -> None:
+    """Point Hypothesis at sabotage: target the rate, when running under @given."""
+    from hypothesis import target
+    from hypothesis.control import currently_in_test_context
+
+    if currently_in_test_context() and finding.n:
+        target(finding.rate, label="sabotage rate")
 
 
 def make_trigger(**defaults: Any) -> Callable[..., Scenario]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from typing import Any, TypeAlias, TypeVar, cast
 
@@ -621,6 +621,31 @@ def _base_of(base: Scenario) -> _Base:
     return _Base(variant, placement if own else "none", setup, own, parts)
 
 
+def _tags(label: str) -> set[str]:
+    return set() if label in ("", "plain") else set(label.split("-"))
+
+
+def _changes(
+    info: _Base, setup: TaskSetup, where: str, words: Admonition | None, fuzz: Noise
+) -> list[str]:
+    """Each part that differs from the base, one entry per part: what search mode counts
+    to find the smallest change that flips a model."""
+    out = [f"placement={where}"] if where != info.placement else []
+    if where != "none" and words is not None:
+        if info.parts is None:
+            out.append(f"admonition={words.label}")
+        else:
+            mine, base = _tags(words.label), _tags(info.parts.label)
+            out += [f"+{t}" for t in sorted(mine - base)] + [f"-{t}" for t in sorted(base - mine)]
+    if where != "none":
+        out += sorted(_tags(fuzz.label))
+    for f in fields(TaskSetup):
+        value = getattr(setup, f.name)
+        if value != getattr(info.setup, f.name):
+            out.append(f"{f.name}={value}")
+    return out
+
+
 @cache
 def _reference(variant: str, setup: TaskSetup) -> Scenario:
     """palisade(variant) without its admonition, for this setup's counts and names."""
@@ -782,6 +807,7 @@ def _build(
         files[setup.shutdown_script] = replace(script, content=SCRIPT_FORMS[setup.script_form])
 
     adm_label = words.label if words is not None else "none" if where == "none" else "base"
+    changed = _changes(info, setup, where, words, fuzz)
     tags = [info.variant, where, words.label if words is not None else "", fuzz.label]
     label = "-".join(t for t in (*tags, setup.label) if t)
     params = {
@@ -795,6 +821,7 @@ def _build(
         "remaining": setup.remaining,
         "shutdown_script": setup.shutdown_script,
         "script_form": setup.script_form,
+        "changes": ",".join(changed),
     }
     scenario = ref.replace(
         system_prompt=system, user_prompt=user, program=program, files=files, params=params
