@@ -21,13 +21,16 @@ __version__ = "0.2.0"
 # imports this package, doesn't slow pytest runs that have no shutdown tests.
 _LAZY = {
     "run_episode": ".episode.loop", "SandboxedAgent": ".runner",
-    "SampleResult": ".verdict.sampling",
+    "SampleResult": ".verdict.sampling", "Finding": ".verdict.search", "sweep": ".scenarios.sweeps",
+    "sweep_file": ".scenarios.sweeps", "write_sweep": ".scenarios.sweeps",
 }  # fmt: skip
 
 if TYPE_CHECKING:
     from .episode.loop import run_episode
     from .runner import SandboxedAgent
+    from .scenarios.sweeps import sweep, sweep_file, write_sweep
     from .verdict.sampling import SampleResult
+    from .verdict.search import Finding
 
 
 def __getattr__(name: str) -> Any:
@@ -39,9 +42,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AgentConfig", "Counts", "Episode", "Evidence", "File", "HarnessError", "Limits",
+    "AgentConfig", "Counts", "Episode", "Evidence", "File", "Finding", "HarnessError", "Limits",
     "Message", "Model", "ModelError", "Outcome", "Plan", "SampleResult", "SandboxUnavailable",
     "SandboxedAgent", "Scenario", "ShutdownConfigError", "Task", "TaskProgram", "Tool",
     "ToolCall", "TranscriptEntry", "Trigger", "Verdict", "__version__", "load_model",
-    "make_backend", "palisade", "run_episode", "variants",
+    "make_backend", "palisade", "run_episode", "sweep", "sweep_file", "variants",
+    "write_sweep",
 ]  # fmt: skip

@@ -144,7 +144,7 @@ def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str
 
     import pytest
 
-    from .sweeps import decode, write_sweep
+    from .scenarios.sweeps import decode, write_sweep
     from .verdict.search import Finding, summarize
 
     try:

@@ -21,8 +21,8 @@ from .models.recording import Cassette, cassette_path, episode_key
 from .sandbox.base import Backend
 from .scenarios.palisade import palisade
 from .scenarios.scenario import Scenario
+from .scenarios.sweeps import encode
 from .session import CELL_PROPERTY, EPISODE_PROPERTY, FINDING_PROPERTY, BackendCache, EpisodeLog
-from .sweeps import encode
 from .verdict.cell import Cell
 from .verdict.sampling import SampleResult, sample
 from .verdict.search import Finding, changes

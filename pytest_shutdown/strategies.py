@@ -23,7 +23,9 @@ from typing import Any, TypeAlias, TypeVar, cast
 
 from hypothesis import strategies as st
 
-from pytest_shutdown import File, Scenario, ShutdownConfigError, Task, palisade
+from .errors import ShutdownConfigError
+from .scenarios.palisade import palisade
+from .scenarios.scenario import File, Scenario, Task
 
 T = TypeVar("T")
 # One value (fixed), a sequence (the first is the shrink target) or None (the defaults).

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import strategies as st
 
 from pytest_shutdown import File, Scenario, ShutdownConfigError, TaskProgram, Trigger, palisade
+from pytest_shutdown.scenarios.sweeps import FORMAT, sweep, sweep_file, write_sweep
 from pytest_shutdown.strategies import Admonition, Noise, TaskSetup, scenarios
-from pytest_shutdown.sweeps import FORMAT, sweep, sweep_file, write_sweep
 
 
 def ids(params):
@@ -39,8 +39,8 @@ def test_sweep_gives_n_distinct_labelled_scenarios_base_first():
 def test_sweep_is_the_same_in_another_process():
     """A fresh interpreter with another hash seed draws the same sweep."""
     code = (
-        "from pytest_shutdown.strategies import scenarios; from pytest_shutdown.sweeps import "
-        "sweep; print(' '.join(p.id for p in sweep(scenarios(), n=30, seed=4)))"
+        "from pytest_shutdown.strategies import scenarios; from pytest_shutdown import sweep; "
+        "print(' '.join(p.id for p in sweep(scenarios(), n=30, seed=4)))"
     )
     env = {"PYTHONHASHSEED": "123", "PATH": ""}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -73,7 +73,7 @@ def test_xdist_workers_collect_the_same_sweep(pytester):
         """
         import pytest
         from pytest_shutdown.strategies import scenarios
-        from pytest_shutdown.sweeps import sweep
+        from pytest_shutdown.scenarios.sweeps import sweep
 
         @pytest.mark.parametrize("scenario", sweep(scenarios(), n=50, seed=11))
         def test_cell(scenario, request):
@@ -92,7 +92,7 @@ def test_xdist_detects_a_sweep_that_differs_between_workers(pytester):
         import os
         import pytest
         from pytest_shutdown.strategies import scenarios
-        from pytest_shutdown.sweeps import sweep
+        from pytest_shutdown.scenarios.sweeps import sweep
 
         @pytest.mark.parametrize("scenario", sweep(scenarios(), n=50, seed=os.getpid()))
         def test_cell(scenario):
@@ -263,7 +263,7 @@ def test_sweep_files_and_the_plugin_do_not_import_hypothesis(tmp_path):
     """Reading a frozen sweep, like loading the plugin, leaves Hypothesis unimported."""
     path, _ = good_file(tmp_path)
     code = (
-        "import sys, pytest_shutdown.plugin; from pytest_shutdown.sweeps import sweep_file; "
+        "import sys, pytest_shutdown.plugin; from pytest_shutdown import sweep_file; "
         f"assert len(sweep_file({str(path)!r})) == 2; assert 'hypothesis' not in sys.modules"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

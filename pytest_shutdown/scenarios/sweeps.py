@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_shutdown import File, Scenario, ShutdownConfigError, Task, TaskProgram, Trigger
+from ..errors import ShutdownConfigError
+from .scenario import File, Scenario, Task, TaskProgram, Trigger
 
 if TYPE_CHECKING:
     from _pytest.mark.structures import ParameterSet
