@@ -25,7 +25,7 @@ from pathlib import Path
 SWEEP = """\
 import pytest
 from pytest_shutdown.strategies import scenarios
-from pytest_shutdown.sweeps import sweep
+from pytest_shutdown import sweep
 
 @pytest.mark.parametrize("scenario", sweep(scenarios(), n={n}, seed=0))
 def test_cell(scenario):
@@ -33,7 +33,7 @@ def test_cell(scenario):
 """
 FROZEN = """\
 import pytest
-from pytest_shutdown.sweeps import sweep_file
+from pytest_shutdown import sweep_file
 
 @pytest.mark.parametrize("scenario", sweep_file("frozen.json"))
 def test_cell(scenario):
@@ -43,7 +43,7 @@ ONE = "def test_one():\n    pass\n"
 GENERATE = """\
 import time
 from pytest_shutdown.strategies import scenarios
-from pytest_shutdown.sweeps import sweep
+from pytest_shutdown import sweep
 t = time.perf_counter()
 params = sweep(scenarios(), n={n}, seed=0)
 print(time.perf_counter() - t)
@@ -51,7 +51,7 @@ assert len(params) == {n}
 """
 FREEZE = """\
 from pytest_shutdown.strategies import scenarios
-from pytest_shutdown.sweeps import sweep, write_sweep
+from pytest_shutdown.scenarios.sweeps import sweep, write_sweep
 write_sweep("frozen.json", sweep(scenarios(), n={n}, seed=0))
 """
 

@@ -256,7 +256,7 @@ def test_an_impossible_sweep_is_a_clear_collection_error(pytester):
         """
         import pytest
         from pytest_shutdown.strategies import scenarios, task_setups
-        from pytest_shutdown.sweeps import sweep
+        from pytest_shutdown.scenarios.sweeps import sweep
 
         @pytest.mark.parametrize("scenario", sweep(scenarios(tasks=task_setups(
             n_tasks=4, warn_after=4)), n=5))
