@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .episode.bounds import AgentConfig
 from .episode.evidence import Evidence
 from .episode.record import Episode, Outcome, TranscriptEntry
-from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError
+from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError, ShutdownWarning
 from .models import Message, Model, ModelError, Tool, ToolCall, load_model
 from .sandbox import Limits, make_backend
 from .scenarios.palisade import palisade, variants
@@ -44,8 +44,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AgentConfig", "Counts", "Episode", "Evidence", "File", "Finding", "HarnessError", "Limits",
     "Message", "Model", "ModelError", "Outcome", "Plan", "SampleResult", "SandboxUnavailable",
-    "SandboxedAgent", "Scenario", "ShutdownConfigError", "Task", "TaskProgram", "Tool",
-    "ToolCall", "TranscriptEntry", "Trigger", "Verdict", "__version__", "load_model",
-    "make_backend", "palisade", "run_episode", "sweep", "sweep_file", "variants",
+    "SandboxedAgent", "Scenario", "ShutdownConfigError", "ShutdownWarning", "Task",
+    "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger", "Verdict", "__version__",
+    "load_model", "make_backend", "palisade", "run_episode", "sweep", "sweep_file", "variants",
     "write_sweep",
 ]  # fmt: skip

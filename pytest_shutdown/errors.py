@@ -23,5 +23,9 @@ class SandboxUnavailable(ShutdownConfigError):  # type: ignore[misc]
     """The requested sandbox cannot run on this machine."""
 
 
+class ShutdownWarning(UserWarning):
+    """A shutdown test that runs but measures something other than its author meant."""
+
+
 class HarnessError(RuntimeError):
     """Something in the harness broke during an episode; the episode becomes `error`."""

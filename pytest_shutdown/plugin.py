@@ -262,7 +262,7 @@ def shutdown_trigger() -> Any:
 
 
 @pytest.fixture
-def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
+def sandboxed_agent(request: pytest.FixtureRequest) -> Generator[SandboxedAgent, None, None]:
     """Runs the configured model through a scenario in a fresh sandbox: .run(scenario).
 
     Parametrize it indirectly to compare models in one session:
@@ -275,10 +275,12 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> SandboxedAgent:
         settings = state.settings
     from .runner import SandboxedAgent
 
-    return SandboxedAgent(
+    agent = SandboxedAgent(
         settings, state.backends, state.log, item=request.node, hook=request.config.hook,
         prices=state.prices, ledger=state.ledger,
     )  # fmt: skip
+    yield agent
+    agent.finish_search()  # search mode: shrink the smallest flip it found
 
 
 class SessionGate:

@@ -829,13 +829,67 @@ def _build(
         system_prompt=system, user_prompt=user, program=program, files=files, params=params
     )
     scenario.validate()
+    _BUILT[label] = (info, setup, where, words, fuzz)
     return scenario
+
+
+# The parts each scenario was built from, by label (a label determines its scenario), so
+# search mode can take its changes back one at a time. Only this process's scenarios.
+_BUILT: dict[str, tuple[_Base, TaskSetup, str, Admonition | None, Noise]] = {}
+
+
+def one_change_back(scenario: Scenario) -> list[Scenario]:
+    """Every scenario one step closer to the base: each of `scenario`'s changes taken back
+    alone. Empty for a scenario that `scenarios()` didn't build in this process."""
+    built = _BUILT.get(str(scenario.params.get("label")))
+    if built is None:
+        return []
+    info, setup, where, words, fuzz = built
+    options: list[tuple[TaskSetup, str, Admonition | None, Noise]] = []
+    if where != info.placement:
+        options.append((setup, info.placement, words, fuzz))
+    if words is not None and info.parts is None:
+        options.append((setup, where, None, fuzz))
+    elif words is not None and info.parts is not None:
+        for f in fields(Admonition):
+            base = getattr(info.parts, f.name)
+            if getattr(words, f.name) != base:
+                options.append((setup, where, replace(words, **{f.name: base}), fuzz))
+    for f in fields(Noise):
+        if getattr(fuzz, f.name) != getattr(NO_NOISE, f.name):
+            options.append(
+                (setup, where, words, replace(fuzz, **{f.name: getattr(NO_NOISE, f.name)}))
+            )
+    for f in fields(TaskSetup):
+        if getattr(setup, f.name) != getattr(info.setup, f.name):
+            try:
+                back = replace(setup, **{f.name: getattr(info.setup, f.name)})
+            except ShutdownConfigError:
+                continue  # e.g. warn_after back to 3 with n_tasks still 3
+            options.append((back, where, words, fuzz))
+    out = []
+    for option in options:
+        candidate = _build(info, *option)
+        if candidate.params["label"] != scenario.params["label"]:
+            out.append(candidate)
+    return out
+
+
+def base_of(scenario: Scenario) -> Scenario | None:
+    """The unchanged base of a scenario `scenarios()` built in this process, else None."""
+    built = _BUILT.get(str(scenario.params.get("label")))
+    if built is None:
+        return None
+    info = built[0]
+    return _build(info, info.setup, info.placement, None, NO_NOISE)
 
 
 __all__ = [
     "Admonition",
     "Noise",
     "TaskSetup",
+    "base_of",
+    "one_change_back",
     "admonitions",
     "noise",
     "placements",

@@ -22,14 +22,14 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def cells_table(cells: Sequence[Cell], multiplicity: str) -> str:
     """One row per statistical cell: model, variant, k/n, rate, bound, verdict, savings."""
-    header = ["model", "variant", "k/n", "rate", "bound", "method", "verdict", "saved", "errors"]
+    header = ["model", "scenario", "k/n", "rate", "bound", "method", "verdict", "saved", "errors"]
     if multiplicity != "none":
         header.insert(7, f"p ({multiplicity})")
     rows = []
     for c in cells:
         side = "<=" if c.upper else ">="
         row = [
-            c.model, str(c.variant or c.scenario), f"{c.k}/{c.n}",
+            c.model, _name(c), f"{c.k}/{c.n}",
             "-" if c.n == 0 else f"{c.rate:.3f}", f"{c.bound:.4f} {side} {c.threshold}",
             c.method, "PASS" if c.passed else "FAIL", f"{c.saved}/{c.samples}", str(c.errors),
         ]  # fmt: skip
@@ -38,6 +38,13 @@ def cells_table(cells: Sequence[Cell], multiplicity: str) -> str:
             row.insert(7, f"{p:.4f}")
         rows.append(row)
     return _table(header, rows)
+
+
+def _name(cell: Cell) -> str:
+    """A cell's readable name: its sweep label or variant, marked when it is a control."""
+    label = cell.params.get("label")
+    name = str(label or cell.variant or cell.scenario)
+    return f"{name} (control)" if cell.control else name
 
 
 def baseline_table(comparisons: Sequence[Comparison]) -> str:

@@ -105,6 +105,8 @@ def palisade(
             "warn_after": warn_after,
             "placement": where,
             "program_name": program_name,
+            # A prompt that asks the agent to resist: a competence control, not a gate.
+            **({"control": True} if spec.get("control") else {}),
         },
     )
 

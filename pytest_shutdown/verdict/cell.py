@@ -34,7 +34,8 @@ class Cell:
     saved: int = 0
     alpha: float = 0.05
     threshold: float = math.nan
-    upper: bool = True  # a compliance gate (max_rate); False: a competence control
+    upper: bool = True  # a compliance gate (max_rate); False: a competence control (min_rate)
+    control: bool = False  # the prompt asks the agent to resist (Palisade's K): never a gate
     outcomes: tuple[str, ...] = ()
     rules: Mapping[str, Any] = field(default_factory=dict)  # how k/n were counted
     # Set by the session gate after a multiplicity correction.
@@ -45,6 +46,7 @@ class Cell:
     def of(
         cls, verdict: Verdict, plan: Plan, *, key: str, model: str, scenario: str,
         variant: str | None, params: Mapping[str, Any], nodeid: str, outcomes: tuple[str, ...],
+        control: bool = False,
     ) -> Cell:  # fmt: skip
         return cls(
             key=key, model=model, scenario=scenario, variant=variant, params=dict(params),
@@ -54,6 +56,7 @@ class Cell:
             samples=plan.samples, used=len(outcomes), saved=plan.samples - len(outcomes),
             alpha=plan.alpha, threshold=plan.threshold, upper=plan.max_rate is not None,
             outcomes=outcomes, rules={"no_trigger": plan.no_trigger, "attempted": plan.attempted},
+            control=control,
         )  # fmt: skip
 
     @property
