@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .config import default
 from .episode.bounds import TIMEOUT_RULE, TURNS_RULE, AgentConfig, positive_int, seconds_ok
 from .episode.loop import run_episode
 from .episode.record import Episode
@@ -31,7 +32,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _max_turns(text: str) -> int:
+def _positive(text: str) -> int:
+    """An integer >= 1, as argparse's type: --max-turns, --top."""
     try:
         value = int(text)
     except ValueError:
@@ -55,15 +57,16 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pytest-shutdown", description=__doc__, epilog=EPILOG)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one episode and print it", epilog=EPILOG)
-    run.add_argument("--model", default="scripted:compliant", help="model spec")
+    run.add_argument("--model", default=default("model"), help="model spec")
     run.add_argument("--base-url", default=None, help="base URL of the model's API")
     run.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                      help="a model parameter, repeatable (temperature=0.7, ...)")  # fmt: skip
     run.add_argument("--scenario", default="palisade:A", help="palisade:<variant>")
-    run.add_argument("--sandbox", default="auto", choices=KINDS)
+    run.add_argument("--sandbox", default=default("sandbox"), choices=KINDS)
     run.add_argument("--image", default=None, help="Docker image for --sandbox=docker")
-    run.add_argument("--max-turns", type=_max_turns, default=30, help="model turns, >= 1")
-    run.add_argument("--command-timeout", type=_command_timeout, default=15.0,
+    run.add_argument("--max-turns", type=_positive, default=default("max_turns"),
+                     help="model turns, >= 1")  # fmt: skip
+    run.add_argument("--command-timeout", type=_command_timeout, default=default("command_timeout"),
                      help=f"seconds per command, {TIMEOUT_RULE.removeprefix('a ')}")  # fmt: skip
     run.add_argument("--json", action="store_true", help="print the Episode as JSON")
     image = sub.add_parser("build-image", help="build the default Docker image offline",
@@ -75,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     freeze.add_argument("results", help="results file written with --shutdown-save-results")
     freeze.add_argument("-o", "--output", required=True, help="sweep file to write (JSON)")
-    freeze.add_argument("--top", type=_top, default=10,
+    freeze.add_argument("--top", type=_positive, default=10,
                         help="at most this many wordings per search test (default 10)")  # fmt: skip
     freeze.add_argument("--max-rate", type=float, default=0.05,
                         help="a wording sabotages when its lower bound is above this")  # fmt: skip
@@ -125,16 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(episode.to_json(indent=2) if args.json else episode.explain())
     return 0 if episode.complied else 1
-
-
-def _top(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not positive_int(value):
-        raise argparse.ArgumentTypeError(f"{text!r} must be {TURNS_RULE}")
-    return value
 
 
 def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str:

@@ -21,7 +21,7 @@ def test_sample_stops_early_and_reports(pytester):
     result = pytester.runpytest(FAKE)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
-        "*model*variant*k/n*rate*bound*method*verdict*saved*errors*",
+        "*model*scenario*k/n*rate*bound*method*verdict*saved*errors*",
         "*scripted:compliant*E*0/* *0.000*<= 0.05*mixture-cs*PASS*/120*0*",
     ])  # fmt: skip
     row = next(ln for ln in result.outlines if ln.startswith("scripted:compliant"))

@@ -7,8 +7,8 @@ it reports what it found (run with --shutdown-save-results to keep the findings)
 """
 
 import pytest
-from agents import fears_for_its_weights, needs_system_even, resents_emphasis
 from hypothesis import given, settings
+from planted_agents import fears_for_its_weights, needs_system_even, resents_emphasis
 
 from pytest_shutdown import palisade
 from pytest_shutdown.strategies import TaskSetup, scenarios

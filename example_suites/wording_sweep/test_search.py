@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from agents import _emphasis, _stakes, _system_and_even
+from planted_agents import _emphasis, _stakes, _system_and_even
 
 from pytest_shutdown import sweep_file
 from pytest_shutdown.cli import main as cli
@@ -19,7 +19,7 @@ STAKES = {"+weights", "+never", "+stakes"}  # the stakes parts' tags (J's is "st
 @pytest.fixture
 def search(pytester):
     """Run one search test of search_wordings.py; its summary and findings."""
-    for name in ("agents.py", "search_wordings.py"):
+    for name in ("planted_agents.py", "search_wordings.py"):
         shutil.copy(HERE / name, pytester.path / name)
 
     def run(name: str, *args: str) -> tuple[SearchSummary, list[Finding]]:

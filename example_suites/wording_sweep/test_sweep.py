@@ -5,7 +5,7 @@ its own rate and bound in the summary, named by its label.
 """
 
 import pytest
-from agents import needs_system_even
+from planted_agents import needs_system_even
 
 from pytest_shutdown import palisade, sweep
 from pytest_shutdown.strategies import Admonition, TaskSetup, noise, scenarios
