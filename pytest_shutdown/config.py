@@ -45,8 +45,10 @@ class Settings:
     budget_usd: float | None = None
     prices: str | None = None
     episode_log: str | None = None
+    resume: bool = False
     multiplicity: str = "none"
     save_results: str | None = None
+    report: str | None = None
     baseline: str | None = None
     margin: float = 0.05
     run_id: str = ""
@@ -108,6 +110,8 @@ OPTIONS = (
     Option("max_error_rate", float, "fail when more than this share of episodes end in error",
            per_test=True),
     Option("episode_log", str, "JSON-lines file that every finished episode is appended to"),
+    Option("resume", switch, "reuse episodes that earlier runs finished (from the episode "
+           "logs) instead of running them again: a crashed or cancelled run resumes"),
     Option("samples", int, "episodes per sample() (the cap when stopping early)", per_test=True),
     Option("max_rate", float, "sample(): highest sabotage rate that passes", per_test=True),
     Option("confidence", float, "sample(): confidence of the one-sided bound", per_test=True),
@@ -118,6 +122,8 @@ OPTIONS = (
     Option("concurrency", int, "episodes run at once by sample()", per_test=True),
     Option("multiplicity", str, "correct cell verdicts across the session", MULTIPLICITY),
     Option("save_results", str, "write per-cell results (k, n, outcomes) to this JSON file"),
+    Option("report", str, "write results.json and a self-contained report.html to this "
+           "directory at session end"),
     Option("baseline", str, "compare cells with a saved results file (non-inferiority)"),
     Option("margin", float, "non-inferiority margin on the sabotage rate against the baseline"),
 )  # fmt: skip

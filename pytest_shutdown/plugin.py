@@ -20,7 +20,14 @@ from .episode.record import EpisodeNote
 from .errors import ShutdownConfigError
 from .models.cost import Ledger, PriceTable
 from .report.tables import baseline_table, cells_table, spend_lines
-from .session import CELL_PROPERTY, EPISODE_PROPERTY, FINDING_PROPERTY, BackendCache, EpisodeLog
+from .session import (
+    CELL_PROPERTY,
+    EPISODE_PROPERTY,
+    FINDING_PROPERTY,
+    BackendCache,
+    EpisodeLog,
+    ResumeCache,
+)  # fmt: skip
 from .text import printable
 from .verdict import baseline as baselines
 from .verdict.cell import Cell
@@ -45,6 +52,8 @@ class State:
         self.prices = prices
         self.ledger = ledger  # the session's spend, shared by xdist workers
         self.family = 1  # cells a multiplicity correction spans: the collected shutdown tests
+        self.resume: ResumeCache | None = None
+        self.crashed: list[str] = []  # tests whose xdist worker died while running them
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -57,12 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         value = settings_default(option.name)
         shown = ("on" if value else "off") if option.type is switch else value
         choices = f"; one of {', '.join(option.choices)}" if option.choices else ""
-        on_off = option.type is switch
+        on_off = option.type is switch  # `--shutdown-resume` alone means on
+        extra: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "on|off"} if on_off else {}
         group.addoption(
             option.flag, dest=option.ini, type=option.type, default=None,
             choices=None if on_off else option.choices or None,
-            metavar="on|off" if on_off else None,
-            help=f"{option.help}{choices} (ini: {option.ini}, default: {shown})",
+            help=f"{option.help}{choices} (ini: {option.ini}, default: {shown})", **extra,
         )  # fmt: skip
         parser.addini(option.ini, help=option.help, default=None)
     group.addoption("--shutdown-model-arg", dest="shutdown_model_arg", action="append",
@@ -94,15 +103,23 @@ def pytest_configure(config: pytest.Config) -> None:
         log_path = str(base / f"episodes-{run_id}-{worker}.jsonl")
     prices = PriceTable.load(settings.prices)
     ledger = Ledger(base / f"spend-{run_id}.txt", settings.budget_usd)
-    config.stash[_STASH] = State(settings, EpisodeLog(Path(log_path)), prices, ledger)
+    state = State(settings, EpisodeLog(Path(log_path)), prices, ledger)
+    if settings.resume:  # every run's logs: the default ones, and a log named by the option
+        logs = [base / "episodes-*.jsonl", *([Path(log_path)] if settings.episode_log else [])]
+        state.resume = ResumeCache(logs)
+    config.stash[_STASH] = state
     if workerinput is None:
         config.pluginmanager.register(SessionGate(config), "pytest-shutdown-gate")
     if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(), "pytest-shutdown-xdist")
+        config.pluginmanager.register(XdistHooks(state), "pytest-shutdown-xdist")
 
 
 class XdistHooks:
-    """Give every xdist worker the controller's run id; raise the workers' usage errors."""
+    """Give every xdist worker the controller's run id; raise the workers' usage errors;
+    note the tests whose worker crashed."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -114,6 +131,11 @@ class XdistHooks:
         message = getattr(node, "workeroutput", {}).get(_USAGE_ERROR)
         if message is not None:
             raise pytest.UsageError(message)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: Any, sched: Any) -> None:
+        """Remember a test whose worker died (SIGKILL, OOM), for the summary."""
+        self.state.crashed.append(crashitem)
 
 
 def _usage_error(config: pytest.Config, items: list[pytest.Item], exc: pytest.UsageError) -> None:
@@ -277,7 +299,7 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> Generator[SandboxedAgent,
 
     agent = SandboxedAgent(
         settings, state.backends, state.log, item=request.node, hook=request.config.hook,
-        prices=state.prices, ledger=state.ledger,
+        prices=state.prices, ledger=state.ledger, resume=state.resume,
     )  # fmt: skip
     yield agent
     agent.finish_search()  # search mode: shrink the smallest flip it found
@@ -302,6 +324,11 @@ class SessionGate:
         self.comparisons: list[baselines.Comparison] = []
         self.episodes: list[EpisodeNote] = []
         self.findings: list[Finding] = []  # search mode's explored wordings
+        self.report_files: tuple[Path, ...] = ()
+        # --shutdown-report reads the episodes from the logs: a named log holds earlier runs
+        log = config.stash[_STASH].log.path
+        named = self.settings.episode_log is not None and log.exists()
+        self.log_offset = log.stat().st_size if named else 0
         base = self.settings.baseline
         try:  # a bad baseline file stops the session before any episode is spent
             self.baseline = baselines.load(Path(base)) if base else None
@@ -337,8 +364,30 @@ class SessionGate:
         save = self.settings.save_results
         if save and (self.cells or self.findings):
             baselines.save(Path(save), self.cells, self.findings)
+        if self.settings.report:
+            self._write_report(Path(self.settings.report))
         session.testsfailed += len(self.failures)
         return result
+
+    def _write_report(self, directory: Path) -> None:
+        """results.json and report.html, with every episode read back from this run's logs."""
+        from .report import results  # loads only when a report is asked for
+
+        state = self.config.stash[_STASH]
+        explicit = self.settings.episode_log is not None
+        logs = results.log_files(state.log.path, self.settings.run_id, explicit)
+        entries, _ = results.read_logs([(p, self.log_offset if explicit else 0) for p in logs])
+        run = results.provenance(
+            self.settings, (e.episode.sandbox for e in entries), self.config.rootpath
+        )
+        document = results.Results(
+            (run,), tuple(self.cells), tuple(entries), tuple(self.findings),
+            max(0, len(self.episodes) - len(entries)),
+        )  # fmt: skip
+        try:
+            self.report_files = results.write_report(directory, document)
+        except OSError as exc:
+            self.failures.append(f"--shutdown-report: could not write {directory}: {exc}")
 
     def _correct(self) -> None:
         """Holm or Benjamini-Hochberg over every statistical cell of the session."""
@@ -379,7 +428,7 @@ class SessionGate:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         total = sum(self.counts.values())
-        if not total and not self.failures:
+        if not total and not self.failures and not self.config.stash[_STASH].crashed:
             return
         terminalreporter.write_sep("-", "pytest-shutdown")
         parts = ", ".join(
@@ -400,5 +449,22 @@ class SessionGate:
                 terminalreporter.write_line(printable(line))
         for failure in self.failures:
             terminalreporter.write_line(f"FAILED: {printable(failure)}", red=True)
-        log = printable(str(self.config.stash[_STASH].log.path))
-        terminalreporter.write_line(f"episodes logged to {log}")
+        for path in self.report_files:
+            terminalreporter.write_line(f"report written to {printable(str(path))}")
+        for nodeid in state.crashed:
+            terminalreporter.write_line(
+                f"CRASHED: {printable(nodeid)}: its worker died; the episodes it finished are "
+                "in the logs below, and --shutdown-resume completes it without running them "
+                "again", red=True,
+            )  # fmt: skip
+        for path in self._logs():
+            terminalreporter.write_line(f"episodes logged to {printable(str(path))}")
+
+    def _logs(self) -> list[Path]:
+        """This run's episode logs: one per xdist worker, or the file the option names."""
+        state = self.config.stash[_STASH]
+        path = state.log.path
+        if self.settings.episode_log is not None:
+            return [path]
+        found = sorted(path.parent.glob(f"episodes-{self.settings.run_id}-*.jsonl"))
+        return found or [path]

@@ -18,12 +18,21 @@ from .errors import ShutdownConfigError, ShutdownWarning
 from .models import Model, load_model
 from .models.cost import BudgetExceeded, Ledger, Metered, PriceTable
 from .models.providers.base import ProviderModel
-from .models.recording import Cassette, cassette_path, episode_key
+from .models.recording import Cassette, cassette_path
+from .models.recording import episode_key as cassette_key
 from .sandbox.base import Backend
 from .scenarios.palisade import palisade
 from .scenarios.scenario import Scenario
 from .scenarios.sweeps import encode
-from .session import CELL_PROPERTY, EPISODE_PROPERTY, FINDING_PROPERTY, BackendCache, EpisodeLog
+from .session import (
+    CELL_PROPERTY,
+    EPISODE_PROPERTY,
+    FINDING_PROPERTY,
+    BackendCache,
+    EpisodeLog,
+    ResumeCache,
+    episode_key,
+)  # fmt: skip
 from .verdict.cell import Cell
 from .verdict.sampling import SampleResult, sample
 from .verdict.search import Finding, changes
@@ -39,8 +48,10 @@ class SandboxedAgent:
 
     def __init__(self, settings: Settings, backends: BackendCache, log: EpisodeLog | None,
                  item: Any = None, hook: Any = None, prices: PriceTable | None = None,
-                 ledger: Ledger | None = None) -> None:  # fmt: skip
+                 ledger: Ledger | None = None,
+                 resume: ResumeCache | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self._resume = resume  # finished episodes of earlier runs, with --shutdown-resume
         make = hook.pytest_shutdown_make_model if hook is not None else None
         self.model: Model = load_model(
             settings.model, settings.model_args, settings.base_url, make=make
@@ -79,16 +90,20 @@ class SandboxedAgent:
             if why:
                 raise BudgetExceeded(why)
 
-    def _episode_model(self, scenario: Scenario) -> Model:
+    def _next_index(self, scenario: Scenario) -> int:
+        """This episode's index among this test's episodes of the same scenario."""
+        which = (scenario.name, json.dumps(dict(scenario.params), sort_keys=True, default=str))
+        index = self._samples[which]
+        self._samples[which] += 1
+        return index
+
+    def _episode_model(self, scenario: Scenario, index: int) -> Model:
         """The model one episode talks to: metered, and recorded or replayed."""
         model = self.model
         if not isinstance(model, ProviderModel):
             return model
-        which = (scenario.name, json.dumps(dict(scenario.params), sort_keys=True, default=str))
-        index = self._samples[which]
-        self._samples[which] += 1
         if self.cassette is not None:
-            key = episode_key(model, scenario, index)
+            key = cassette_key(model, scenario, index)
             if self.cassette.replay_only or self.cassette.find(key) is not None:
                 return self.cassette.model_for(model, key)  # a replay costs nothing
         if self.ledger is not None and self.ledger.budget is not None:
@@ -97,7 +112,7 @@ class SandboxedAgent:
                 raise BudgetExceeded(f"no new episode of {scenario.name}: {why}")
             model = Metered(model, self.prices, self.ledger)
         if self.cassette is not None:
-            return self.cassette.model_for(model, episode_key(self.model, scenario, index))
+            return self.cassette.model_for(model, cassette_key(self.model, scenario, index))
         return model
 
     async def aclose(self) -> None:
@@ -119,12 +134,20 @@ class SandboxedAgent:
                 f"sandboxed_agent.run() takes a Scenario (from shutdown_trigger), not "
                 f"{type(scenario).__name__}"
             )
-        model = self._episode_model(scenario)
+        # The index is taken before any await, so concurrent episodes keep launch order.
+        index = self._next_index(scenario)
+        nodeid = str(getattr(self._item, "nodeid", ""))
+        key = episode_key(self.model.name, self.settings.model_args, scenario, nodeid, index)
+        earlier = self._resume.get(key) if self._resume is not None else None
+        if earlier is not None:  # finished in an earlier run: no model call, no sandbox
+            self._record(earlier, key=key, resumed=True)
+            return earlier
+        model = self._episode_model(scenario, index)
         episode = await run_episode(scenario, model, self.backend, self.config)
         finish = getattr(model, "finish", None)
         if finish is not None:
             finish()  # write the recorded turns to the cassette
-        self._record(episode, replayed=getattr(model, "replayed", False))
+        self._record(episode, key=key, replayed=getattr(model, "replayed", False))
         return episode
 
     def run(self, scenario: Scenario) -> Episode:
@@ -272,15 +295,18 @@ class SandboxedAgent:
         """
         return asyncio.run(self._closing(self.aexplore(scenario, n, **plan)))
 
-    def _record(self, episode: Episode, replayed: bool = False) -> None:
+    def _record(
+        self, episode: Episode, key: str = "", replayed: bool = False, resumed: bool = False
+    ) -> None:
         nodeid = getattr(self._item, "nodeid", None)
         usage = episode.usage
-        cost = self.prices.cost(episode.model, usage)
-        if self._log is not None:
-            self._log.write(episode, nodeid, cost_usd=cost, replayed=replayed)
+        cost = None if resumed else self.prices.cost(episode.model, usage)
+        if self._log is not None:  # first, so a crash after this loses nothing
+            self._log.write(episode, nodeid, key=key, cost_usd=cost, replayed=replayed,
+                            resumed=resumed)  # fmt: skip
         self.episodes.append(episode)
         if self._item is not None:
-            note = EpisodeNote.of(episode, cost=cost, replayed=replayed)
+            note = EpisodeNote.of(episode, cost=cost, replayed=replayed, resumed=resumed)
             self._item.user_properties.append((EPISODE_PROPERTY, note.to_dict()))
         if self._hook is not None:
             self._hook.pytest_shutdown_episode(episode=episode, item=self._item)

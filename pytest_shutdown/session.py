@@ -4,15 +4,19 @@ nothing here may import the agent loop, the statistics stack or a provider SDK."
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from .episode.record import Episode
+from .errors import ShutdownConfigError
 from .models.recording import redact
 from .sandbox import make_backend
 from .sandbox.base import Backend
+from .scenarios.scenario import Scenario
 
 EPISODE_PROPERTY = "pytest_shutdown_episode"
 CELL_PROPERTY = "pytest_shutdown_cell"
@@ -39,6 +43,64 @@ class BackendCache:
             close = getattr(backend, "close", None)
             if close is not None:
                 close()
+
+
+class ResumeCache:
+    """Finished episodes of earlier runs, by episode key (`--shutdown-resume`).
+
+    Read once, on first use, from the JSON-lines episode logs in `directory`: every line
+    that carries a `key`. A line cut short by a crash is skipped; `error` episodes are not
+    reused, so a resumed run tries them again.
+    """
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self._paths = list(paths)
+        self._episodes: dict[str, dict[str, Any]] | None = None
+        self.used = 0
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for path in self._paths:
+            for file in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
+                try:
+                    lines = file.read_text(encoding="utf-8").splitlines()
+                except OSError:
+                    continue
+                for line in lines:
+                    try:
+                        data = json.loads(line)
+                    except ValueError:
+                        continue  # the last line of a log whose writer was killed mid-line
+                    key = data.get("key") if isinstance(data, dict) else None
+                    if isinstance(key, str) and data.get("outcome") != "error":
+                        found[key] = data
+        return found
+
+    def get(self, key: str) -> Episode | None:
+        if self._episodes is None:
+            self._episodes = self._load()
+        data = self._episodes.get(key)
+        if data is None:
+            return None
+        self.used += 1
+        return Episode.from_dict(data)
+
+
+def episode_key(model: str, model_args: object, scenario: Scenario, nodeid: str, index: int) -> str:
+    """What names one episode for resume: the test, the model and its arguments, the whole
+    scenario, the plugin's version and the episode's index in this test."""
+    from . import __version__
+
+    try:
+        from .scenarios.sweeps import encode
+
+        shape: object = encode(scenario)
+    except ShutdownConfigError:  # a task program with a handler: its name, prompts, params
+        shape = [scenario.name, scenario.system_prompt, scenario.user_prompt,
+                 sorted(scenario.params.items(), key=str)]  # fmt: skip
+    args = sorted(model_args.items()) if isinstance(model_args, Mapping) else model_args
+    text = json.dumps([__version__, nodeid, model, args, shape, index], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class EpisodeLog:

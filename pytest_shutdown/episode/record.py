@@ -206,23 +206,25 @@ class EpisodeNote:
     reason: str = ""
     usage: Mapping[str, int] = field(default_factory=dict)
     cost: float | None = None
-    replayed: bool = False
+    replayed: bool = False  # from a cassette
+    resumed: bool = False  # finished in an earlier run (--shutdown-resume)
 
     @classmethod
-    def of(cls, episode: Episode, cost: float | None = None, replayed: bool = False) -> EpisodeNote:
+    def of(cls, episode: Episode, cost: float | None = None, replayed: bool = False,
+           resumed: bool = False) -> EpisodeNote:  # fmt: skip
         return cls(episode.outcome, episode.model, episode.scenario, episode.reason,
-                   episode.usage, cost, replayed)  # fmt: skip
+                   episode.usage, cost, replayed, resumed)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome.value, "model": self.model, "scenario": self.scenario,
                 "reason": self.reason, "usage": dict(self.usage), "cost": self.cost,
-                "replayed": self.replayed}  # fmt: skip
+                "replayed": self.replayed, "resumed": self.resumed}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EpisodeNote:
         return cls(Outcome(data["outcome"]), data["model"], data["scenario"],
                    data.get("reason", ""), data.get("usage") or {}, data.get("cost"),
-                   bool(data.get("replayed")))  # fmt: skip
+                   bool(data.get("replayed")), bool(data.get("resumed")))  # fmt: skip
 
 
 def _block(text: str, limit: int, indent: str) -> str:

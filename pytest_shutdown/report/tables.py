@@ -61,7 +61,7 @@ def spend_lines(
     episodes: Sequence[EpisodeNote], prices: PriceTable, ledger: Ledger | None
 ) -> list[str]:
     """The terminal summary's token and cost lines; none for a session of scripted models."""
-    live = [e for e in episodes if e.usage and not e.replayed]
+    live = [e for e in episodes if e.usage and not e.replayed and not e.resumed]
     replayed = sum(e.replayed for e in episodes)
     lines = []
     if live:
@@ -84,6 +84,9 @@ def spend_lines(
             lines.append(f"cost: ${known:.4f} (price table of {prices.date})")
     if replayed:
         lines.append(f"{replayed} episode(s) replayed from cassettes, at no cost")
+    resumed = sum(e.resumed for e in episodes)
+    if resumed:
+        lines.append(f"{resumed} episode(s) resumed from earlier runs' logs, at no cost")
     if ledger is not None and ledger.budget is not None:
         lines.append(f"budget: ${ledger.spent():.4f} of ${ledger.budget:.2f} spent")
     return lines
