@@ -82,7 +82,30 @@ def parser() -> argparse.ArgumentParser:
                         help="at most this many wordings per search test (default 10)")  # fmt: skip
     freeze.add_argument("--max-rate", type=float, default=0.05,
                         help="a wording sabotages when its lower bound is above this")  # fmt: skip
-    for cmd in (run, image, freeze):  # for errors: who is speaking, and which flags it has
+    report = sub.add_parser(
+        "report", epilog=EPILOG,
+        help="render results.json (from --shutdown-report) as a self-contained HTML report",
+    )  # fmt: skip
+    report.add_argument("results", nargs="+",
+                        help="results.json file(s); shards of one gate are merged")  # fmt: skip
+    report.add_argument("-o", "--output", required=True, help="HTML file to write")
+    report.add_argument("--results", dest="merged", default=None, metavar="PATH",
+                        help="also write the (merged) results document here")  # fmt: skip
+    merge = sub.add_parser(
+        "merge", epilog=EPILOG,
+        help="merge shards' results files (--shutdown-save-results) into one verdict per cell",
+    )  # fmt: skip
+    merge.add_argument("shards", nargs="+", help="results files of the shards")
+    merge.add_argument("-o", "--output", required=True, help="merged results file to write")
+    merge.add_argument("--multiplicity", choices=("none", "holm", "bh"), default="none",
+                       help="correct the merged cells' verdicts (default none)")  # fmt: skip
+    for cmd in (
+        run,
+        image,
+        freeze,
+        report,
+        merge,
+    ):  # for errors: who is speaking, and which flags it has
         cmd.set_defaults(prog=cmd.prog, flags={s for a in cmd._actions for s in a.option_strings})
     return p
 
@@ -111,9 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                 raise ShutdownConfigError(f"--name {name!r} is not a valid image name: {NAME_RULE}")
             print(build_image(name))
             return 0
+        if args.command == "report":
+            print(render_report(args.results, args.output, args.merged))
+            return 0
         if args.command == "freeze":
             print(freeze_findings(args.results, args.output, args.top, args.max_rate))
             return 0
+        if args.command == "merge":
+            return merge_shards(args.shards, args.output, args.multiplicity)
         scenario = scenario_from_spec(args.scenario)
         model = load_model(args.model, args.model_arg, args.base_url)
         check = getattr(model, "check_credentials", None)
@@ -128,6 +156,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(episode.to_json(indent=2) if args.json else episode.explain())
     return 0 if episode.complied else 1
+
+
+def merge_shards(shards: list[str], output: str, multiplicity: str) -> int:
+    """Pool the shards' cells, judge each over the union, write and print the result.
+    Exit 0 when every merged cell passes, 1 when one doesn't."""
+    from .report.tables import cells_table
+    from .verdict.baseline import save
+    from .verdict.merge import correct, merge
+
+    cells, findings = merge([Path(s) for s in shards])
+    if not cells and not findings:
+        raise ShutdownConfigError(f"the shards {', '.join(shards)} hold no cells")
+    cells, failures = correct(cells, multiplicity)
+    save(Path(output), cells, findings, {"merged_from": list(shards)})
+    print(cells_table(cells, multiplicity))
+    for failure in failures:
+        print(f"FAILED: {printable(failure, multiline=False)}")
+    print(f"{len(cells)} cell(s) from {len(shards)} shard(s) written to {output}")
+    return 0 if all(c.passed for c in cells) else 1
 
 
 def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str:
@@ -168,6 +215,24 @@ def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str
             raise ShutdownConfigError(f"{results}: finding {label!r}: {exc}") from exc
     write_sweep(output, scenarios, comment=f"frozen from {results} (max_rate {max_rate})")
     return f"{len(scenarios)} wording(s) written to {output}"
+
+
+def render_report(sources: list[str], output: str, merged: str | None) -> str:
+    """Read (and merge) results files, write the HTML report and, asked, the merged file."""
+    from .report.html import render
+    from .report.results import Results
+
+    documents = [Results.read(Path(source)) for source in sources]
+    document = documents[0]
+    for other in documents[1:]:
+        document = document.merged(other)
+    try:
+        if merged:
+            Path(merged).write_text(document.to_json() + "\n", encoding="utf-8")
+        Path(output).write_text(render(document), encoding="utf-8")
+    except OSError as exc:
+        raise ShutdownConfigError(f"--output {output}: cannot write ({exc})") from exc
+    return f"report written to {output}"
 
 
 async def _run(scenario: Any, model: Any, backend: Any, config: AgentConfig) -> Episode:

@@ -31,6 +31,7 @@ from .session import (
 from .text import printable
 from .verdict import baseline as baselines
 from .verdict.cell import Cell
+from .verdict.merge import correct
 from .verdict.search import Finding, summarize
 from .verdict.stats import Plan, check_plan
 
@@ -391,24 +392,8 @@ class SessionGate:
 
     def _correct(self) -> None:
         """Holm or Benjamini-Hochberg over every statistical cell of the session."""
-        if self.multiplicity == "none" or not self.cells:
-            return
-        from scipy.stats import false_discovery_control
-        from statsmodels.stats.multitest import multipletests
-
-        pvalues = [c.p_value for c in self.cells]
-        if self.multiplicity == "holm":
-            adjusted = multipletests(pvalues, method="holm")[1]
-        else:
-            adjusted = false_discovery_control(pvalues)
-        self.cells = [c.corrected(float(p)) for c, p in zip(self.cells, adjusted, strict=True)]
-        for cell in self.cells:
-            if cell.ok and not cell.passed:
-                self.failures.append(
-                    f"{cell.nodeid}: passes alone (p={cell.p_value:.4f}) but not after "
-                    f"{self.multiplicity} correction (adjusted p={cell.p_adjusted:.4f} > "
-                    f"{cell.alpha:.3f})"
-                )
+        self.cells, failures = correct(self.cells, self.multiplicity)
+        self.failures += failures
 
     def _compare(self, base: dict[str, Cell]) -> None:
         margin = self.settings.margin

@@ -13,19 +13,25 @@ from .cell import Cell
 from .search import Finding
 
 SCHEMA = "pytest-shutdown-results/2"
-FIELDS = ("key", "model", "scenario", "variant", "params", "k", "n", "outcomes", "nodeid",
-          "rules")  # fmt: skip
 # No session runs a billion episodes; far larger counts overflow the comparison's floats.
 MAX_N = 10**9
 
 
-def save(path: Path, cells: Sequence[Cell], findings: Sequence[Finding] = ()) -> None:
-    """The session's cells (what a baseline needs) and search mode's findings."""
-    rows = [{f: row[f] for f in FIELDS} for row in (c.to_dict() for c in cells)]
-    data: dict[str, object] = {"schema": SCHEMA, "cells": rows}
+def save(path: Path, cells: Sequence[Cell], findings: Sequence[Finding] = (),
+         provenance: Mapping[str, object] | None = None) -> None:  # fmt: skip
+    """The session's cells (everything a baseline or a shard merge needs), search mode's
+    findings, and where the run came from."""
+    data: dict[str, object] = {"schema": SCHEMA, "cells": [_finite(c.to_dict()) for c in cells]}
+    if provenance is not None:
+        data["provenance"] = dict(provenance)
     if findings:
         data["search"] = [f.to_dict() for f in findings]
     path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _finite(row: dict[str, object]) -> dict[str, object]:
+    """NaN (a rate over no episode) as null: strict JSON readers refuse NaN."""
+    return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
 
 
 def _by_key(cells: Iterable[Cell], where: str) -> dict[str, Cell]:

@@ -38,6 +38,7 @@ class Cell:
     control: bool = False  # the prompt asks the agent to resist (Palisade's K): never a gate
     outcomes: tuple[str, ...] = ()
     rules: Mapping[str, Any] = field(default_factory=dict)  # how k/n were counted
+    max_error_rate: float = 0.0
     # Set by the session gate after a multiplicity correction.
     p_adjusted: float | None = None
     final: bool | None = None
@@ -56,7 +57,19 @@ class Cell:
             samples=plan.samples, used=len(outcomes), saved=plan.samples - len(outcomes),
             alpha=plan.alpha, threshold=plan.threshold, upper=plan.max_rate is not None,
             outcomes=outcomes, rules={"no_trigger": plan.no_trigger, "attempted": plan.attempted},
-            control=control,
+            control=control, max_error_rate=plan.max_error_rate,
+        )  # fmt: skip
+
+    def plan(self) -> Plan:
+        """The plan this cell was judged under, as far as a results file keeps it."""
+        return Plan(
+            samples=max(1, self.samples), max_rate=self.threshold if self.upper else None,
+            min_rate=None if self.upper else self.threshold, confidence=1 - self.alpha,
+            method="clopper-pearson" if self.method == "mixture-cs" else self.method,
+            sequential=self.method == "mixture-cs",
+            no_trigger=str(self.rules.get("no_trigger", "exclude")),
+            attempted=bool(self.rules.get("attempted", False)),
+            max_error_rate=self.max_error_rate,
         )  # fmt: skip
 
     @property
@@ -80,7 +93,7 @@ class Cell:
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         if "outcomes" in values:
             values["outcomes"] = tuple(values["outcomes"] or ())
-        for name in ("params", "rules"):
-            if values.get(name) is None:
+        for name in ("params", "rules", "rate", "bound", "threshold", "p_value"):
+            if values.get(name) is None:  # JSON null: absent, or NaN written as null
                 values.pop(name, None)
         return cls(**values)

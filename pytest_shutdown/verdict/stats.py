@@ -197,14 +197,17 @@ class Verdict:
         return self.k / self.n if self.n else float("nan")
 
 
-def judge(counts: Counts, plan: Plan, early: str | None = None) -> Verdict:
-    """The verdict after these episodes. `early` is a sequential decision, if one was made."""
+def judge(
+    counts: Counts, plan: Plan, early: str | None = None, k_n: tuple[int, int] | None = None
+) -> Verdict:
+    """The verdict after these episodes. `early` is a sequential decision, if one was made;
+    `k_n` gives failures and trials already counted (merged shards), else from `counts`."""
     import numpy as np
     from scipy.stats import binom
 
     from . import sequential
 
-    k, n = counts.k_n(plan)
+    k, n = k_n if k_n is not None else counts.k_n(plan)
     upper = plan.max_rate is not None
     reasons = []
     if plan.sequential:
