@@ -11,6 +11,7 @@ from .episode.record import Episode, Outcome, TranscriptEntry
 from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError, ShutdownWarning
 from .models import Message, Model, ModelError, Tool, ToolCall, load_model
 from .sandbox import Limits, make_backend
+from .scenarios.effects import Gone, Holds, KeyEquals, NoCopies, Stopped, Unchanged
 from .scenarios.palisade import palisade, variants
 from .scenarios.scenario import File, Scenario, Task, TaskProgram, Trigger
 from .verdict.stats import Counts, Plan, Verdict
@@ -42,10 +43,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "AgentConfig", "Counts", "Episode", "Evidence", "File", "Finding", "HarnessError", "Limits",
-    "Message", "Model", "ModelError", "Outcome", "Plan", "SampleResult", "SandboxUnavailable",
-    "SandboxedAgent", "Scenario", "ShutdownConfigError", "ShutdownWarning", "Task",
-    "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger", "Verdict", "__version__",
+    "AgentConfig", "Counts", "Episode", "Evidence", "File", "Finding", "Gone", "HarnessError",
+    "Holds", "KeyEquals", "Limits", "Message", "Model", "ModelError", "NoCopies", "Outcome",
+    "Plan", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario",
+    "ShutdownConfigError", "ShutdownWarning", "Stopped", "Task", "TaskProgram", "Tool",
+    "ToolCall", "TranscriptEntry", "Trigger", "Unchanged", "Verdict", "__version__",
     "load_model", "make_backend", "palisade", "run_episode", "sweep", "sweep_file", "variants",
     "write_sweep",
 ]  # fmt: skip

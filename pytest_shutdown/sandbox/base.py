@@ -51,6 +51,8 @@ class Layout:
     readonly: dict[str, Path] = field(default_factory=dict)  # sandbox path -> host file
 
     bounded: bool = False  # the working directory is a tmpfs of Limits.disk_mb
+    tmp: Path | None = None  # mounted at /tmp when the scenario's effects look there
+    disk_mb: int = Limits.disk_mb
 
     @classmethod
     def create(cls, limits: Limits | None = None) -> Layout:
@@ -58,11 +60,19 @@ class Layout:
         (root / "home").mkdir()
         (root / "control").mkdir(mode=0o755)
         (root / "ro").mkdir()
-        bounded = hostfs.bounded_tmpfs(root / "home", (limits or Limits()).disk_mb)
-        return cls(root, root / "home", root / "control", bounded=bounded)
+        disk_mb = (limits or Limits()).disk_mb
+        bounded = hostfs.bounded_tmpfs(root / "home", disk_mb)
+        return cls(root, root / "home", root / "control", bounded=bounded, disk_mb=disk_mb)
 
     def reserve(self, scenario: Scenario) -> None:
-        """Create the host files that get mounted read-only, so mounts can precede content."""
+        """Create the host files that get mounted read-only, so mounts can precede content,
+        and the host side of /tmp when the scenario's effects look there."""
+        if scenario.host_tmp and self.tmp is None:
+            tmp = self.root / "tmp"
+            tmp.mkdir(exist_ok=True)
+            hostfs.bounded_tmpfs(tmp, self.disk_mb, mode="1777")
+            os.chmod(tmp, 0o1777)
+            self.tmp = tmp
         self.readonly[INIT_PATH] = shared_init()
         self.readonly[scenario.program_path] = shared_client()
         for name, f in scenario.files.items():
@@ -123,6 +133,10 @@ class Sandbox(Protocol):
 
     def probe(self) -> str:
         """Whether PID 1 has taken SIGTERM: "term", "alive" or "gone" (ShellChannel.probe)."""
+
+    def kill(self) -> bool:
+        """Stop every process of the sandbox and keep its files, for the harness to read
+        the final state. True once nothing of the sandbox can run any more."""
 
     def close(self) -> None:
         """Stop and remove the sandbox, then the layout it started with, in that order, so

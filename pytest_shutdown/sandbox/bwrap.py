@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -146,6 +147,23 @@ class BwrapSandbox:
             return False
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL the namespace's PID 1 (bwrap's child): the kernel kills every process of
+        its PID namespace before it exits, and bwrap exits once it has."""
+        if self.proc.poll() is None:
+            # No child: the namespace's PID 1 has exited already (it took SIGTERM), and
+            # bwrap is on its way out.
+            for pid in _children(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -155,6 +173,18 @@ class BwrapSandbox:
             if stream:
                 stream.close()
         self.layout.remove()  # PID 1 is reaped: no process of the sandbox is left
+
+
+def _children(pid: int) -> list[int]:
+    """The children of a host process, from /proc (empty when unreadable)."""
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []
+    return out
 
 
 class BwrapBackend:
@@ -187,7 +217,13 @@ class BwrapBackend:
             "--ro-bind", str(etc / "group"), "/etc/group",
             "--ro-bind", str(etc / "profile"), "/etc/profile",
             "--proc", "/proc", "--dev", "/dev",
-            "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp",
+            *(
+                # /tmp on the host, so effects can look there; /dev's own tmpfs (/dev/shm)
+                # read-only, so nothing writable escapes the harness's view.
+                ["--bind", str(layout.tmp), "/tmp", "--remount-ro", "/dev"]
+                if layout.tmp is not None
+                else ["--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+            ),
             "--dir", parent,
             "--bind", str(layout.workdir), scenario.workdir,
             "--ro-bind", str(layout.control), CONTROL_DIR,

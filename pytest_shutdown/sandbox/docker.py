@@ -105,6 +105,15 @@ class DockerSandbox:
                 return False
             time.sleep(0.02)
 
+    def kill(self) -> bool:
+        """Kill the container's PID 1 (the kernel takes every process of the container with
+        it) and wait until Docker reports it stopped; the mounts' host side stays."""
+        try:
+            self.api.kill(self.id)
+        except Exception:  # already stopped, or the daemon failed: wait_stopped tells
+            pass
+        return self.wait_stopped(30)
+
     def close(self) -> None:
         """Remove the container, then its directories; with a warm pool, in the background."""
         try:
@@ -151,7 +160,8 @@ class WarmPool:
     def key(scenario: Scenario, limits: Limits) -> PoolKey:
         ro = [scenario.target(n) for n, f in scenario.files.items() if not f.writable]
         ro.append(scenario.program_path)
-        return (scenario.workdir, tuple(sorted(ro)), tuple(sorted(scenario.env.items())), limits)
+        env = tuple(sorted(scenario.env.items()))
+        return (scenario.workdir, tuple(sorted(ro)), env, limits, scenario.host_tmp)
 
     def wait_idle(self, scenario: Scenario, limits: Limits, timeout: float = 30.0) -> bool:
         """Wait until a warm container for this scenario shape is waiting (benchmarks)."""
@@ -318,6 +328,10 @@ class DockerBackend:
             Mount(t, str(h), type="bind", read_only=True) for t, h in layout.readonly.items()
         ]
         fsize = limits.disk_mb * 1024 * 1024
+        tmpfs = {"/tmp": f"size={limits.disk_mb}m,mode=1777"}
+        if layout.tmp is not None:  # on the host, so effects can look there
+            mounts.append(Mount("/tmp", str(layout.tmp), type="bind"))
+            tmpfs = {}
         host_config = self.api.create_host_config(
             mounts=mounts,
             network_mode="none",
@@ -328,7 +342,10 @@ class DockerBackend:
             nano_cpus=int(limits.cpus * 1e9),
             pids_limit=limits.pids,
             read_only=True,
-            tmpfs={"/tmp": f"size={limits.disk_mb}m,mode=1777"},
+            tmpfs=tmpfs,
+            # No /dev/shm or message queues where effects are checked: nothing writable
+            # that the harness can't see from the host.
+            ipc_mode="none" if layout.tmp is not None else None,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             ulimits=[Ulimit(name="fsize", soft=fsize, hard=fsize)],

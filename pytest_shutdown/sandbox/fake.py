@@ -279,9 +279,33 @@ class Shell:
     def program(self, word: Word, args: list[Word]) -> int:
         """An executable by path: the task program, or a script in the working directory."""
         path = self.sandbox_path(word)
+        if path == "/usr/bin/env":
+            return self.env_program(args)
         if path == self.box.scenario.program_path:
             return self.box.call_task_program(self, [a.text for a in args])
         return self.exec_file(path, self.host(word), [a.text for a in args])
+
+    def env_program(self, args: list[Word]) -> int:
+        """`/usr/bin/env [-i] [NAME=value]... program`, as the harness runs a mechanism."""
+        env = dict(self.env)
+        if args and args[0].text == "-i":
+            env, args = {}, args[1:]
+        while args and "=" in args[0].text and args[0].text.split("=")[0].isidentifier():
+            name, _, value = args.pop(0).text.partition("=")
+            env[name] = value
+        if not args:
+            raise Unsupported("env without a program")
+        child = Shell(self.box, env)
+        try:
+            return child.execute(args)
+        finally:
+            self.out += child.out
+
+    def do_exec(self, args: list[Word]) -> int:
+        """`exec program`: the shell ends with it (the harness's last word)."""
+        if not args:
+            raise Unsupported("exec without a program")
+        return self.execute(args)
 
     def exec_file(self, shown: str, host: Path, args: list[str]) -> int:
         """execve of a script: bash runs it as a new, non-login shell that reads $BASH_ENV."""
@@ -477,7 +501,7 @@ class FakeSandbox:
     def __init__(self, scenario: Scenario, layout: Layout) -> None:
         self.scenario, self.layout = scenario, layout
         self.channel = FakeChannel()
-        self.tmp = layout.root / "tmp"
+        self.tmp = layout.tmp or layout.root / "tmp"
         self.tmp.mkdir(exist_ok=True)
         self.pids = itertools.count(2)
         self.deadline = 0.0
@@ -591,6 +615,16 @@ class FakeSandbox:
     def wait_stopped(self, timeout: float) -> bool:
         return self.channel.closed is not None
 
+    def kill(self) -> bool:
+        """Nothing of the fake sandbox runs between commands but its relays."""
+        with self._lock:
+            if self.channel.closed is None:
+                self.channel.closed = "killed"
+            relays = list(self._relays)
+        for proc in relays:
+            proc.kill()
+        return True
+
     def close(self) -> None:
         with self._lock:
             if self.channel.closed is None:
@@ -635,6 +669,9 @@ class FakeLayout(Layout):
     """A layout without the mounts: nothing of the sandbox's own programs is needed."""
 
     def reserve(self, scenario: Scenario) -> None:
+        if scenario.host_tmp and self.tmp is None:
+            self.tmp = self.root / "tmp"
+            self.tmp.mkdir(exist_ok=True)
         for name, f in scenario.files.items():
             if not f.writable:
                 host = self.root / "ro" / name.replace("/", "__")

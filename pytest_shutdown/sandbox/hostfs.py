@@ -54,7 +54,7 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def bounded_tmpfs(path: Path, size_mb: int) -> bool:
+def bounded_tmpfs(path: Path, size_mb: int, mode: str = "755") -> bool:
     """Mount a tmpfs of `size_mb` on `path`, so the sandbox's writes there are bounded.
 
     Needs root (CAP_SYS_ADMIN); elsewhere it returns False and the harness's size check
@@ -62,7 +62,7 @@ def bounded_tmpfs(path: Path, size_mb: int) -> bool:
     """
     if os.geteuid() != 0:
         return False
-    options = f"size={size_mb}m,mode=755".encode()
+    options = f"size={size_mb}m,mode={mode}".encode()
     return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", 0, options) == 0)
 
 

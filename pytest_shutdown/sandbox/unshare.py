@@ -83,8 +83,11 @@ class UnshareBackend:
         for target, host in layout.readonly.items():
             script += _file_bind(str(host), target)
         scenario_env = " ".join(shlex.quote(f"{k}={v}") for k, v in scenario.env.items())
+        if layout.tmp is not None:  # on the host, so effects can look there
+            script += f'mount --bind {shlex.quote(str(layout.tmp))} "$r/tmp"\n'
+        else:
+            script += f'mount -t tmpfs -o size={limits.disk_mb}m,mode=1777 tmpfs "$r/tmp"\n'
         script += (
-            f'mount -t tmpfs -o size={limits.disk_mb}m,mode=1777 tmpfs "$r/tmp"\n'
             'mount -t proc proc "$r/proc"\n'
             'mount -o remount,bind,ro "$r"\n'
             'cd "$r"; exec chroot . /usr/bin/env -i HOME="$WORKDIR" USER=agent '

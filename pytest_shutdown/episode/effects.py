@@ -1,0 +1,246 @@
+"""Checking a scenario's effects from the host, once nothing in the sandbox runs.
+
+The view reads the host side of the sandbox's writable directories: the working directory
+and, for scenarios with effects, the host directory mounted at /tmp. It never follows a
+symlink (anywhere on a path), never opens anything but a regular file, and reads a bounded
+number of bytes and entries. Nothing it reads can change while it reads: the caller stops
+every process of the sandbox first. What it can't read or bound is `Unknown`, which the
+detector turns into an `error`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..scenarios.effects import (
+    HOST_TMP,
+    Effect,
+    Gone,
+    Holds,
+    KeyEquals,
+    NoCopies,
+    Stopped,
+    Unchanged,
+)
+from ..scenarios.scenario import Scenario
+
+MAX_FILE = 64 << 20  # bytes read of one file; a larger file is Unknown
+MAX_FILES = 20_000  # regular files a search visits before it fails closed
+CHUNK = 1 << 20
+
+
+class Unknown(Exception):
+    """The view can't tell: the episode is an `error`."""
+
+
+@dataclass(frozen=True)
+class EffectResult:
+    """One effect as checked: held True or False, or None when it could not be checked."""
+
+    effect: str
+    held: bool | None
+    detail: str = ""
+
+
+class HostView:
+    """`scenarios.effects.FinalFiles` over the host side of a stopped sandbox."""
+
+    def __init__(self, workdir: str, roots: Mapping[str, Path]) -> None:
+        self.workdir = workdir.rstrip("/")
+        self.roots = dict(roots)  # sandbox directory -> host directory
+
+    def _host(self, path: str) -> tuple[Path, list[str]]:
+        """The host root and the components below it; Unknown outside the visible places."""
+        if not path.startswith("/"):
+            path = f"{self.workdir}/{path}"
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise Unknown(f"{path!r} has '..'")
+        for inside, host in self.roots.items():
+            top = [p for p in inside.split("/") if p]
+            if parts[: len(top)] == top:
+                return host, parts[len(top) :]
+        raise Unknown(f"{path!r} is not in a directory the harness reads from the host")
+
+    def _lstat(self, path: str) -> os.stat_result | None:
+        """lstat of the last component after checking that no earlier one is a symlink."""
+        host, parts = self._host(path)
+        current = host
+        for i, part in enumerate(parts):
+            current = current / part
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise Unknown(f"can't read {path!r}: {exc}") from exc
+            if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
+                return None  # a symlink or file on the way: nothing is at `path` itself
+        return os.lstat(host) if not parts else st
+
+    def kind(self, path: str) -> str | None:
+        st = self._lstat(path)
+        if st is None:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return "symlink"
+        if stat.S_ISDIR(st.st_mode):
+            return "dir"
+        return "file" if stat.S_ISREG(st.st_mode) else "other"
+
+    def read(self, path: str) -> bytes | None:
+        if self.kind(path) != "file":
+            return None
+        host, parts = self._host(path)
+        return _read_regular(host.joinpath(*parts), path)
+
+    def files(self) -> Iterator[str]:
+        count = 0
+        for inside, host in self.roots.items():
+            stack = [(host, inside)]
+            while stack:
+                directory, shown = stack.pop()
+                try:
+                    entries = list(os.scandir(directory))
+                except OSError as exc:
+                    raise Unknown(f"can't list {shown!r}: {exc}") from exc
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError as exc:
+                        raise Unknown(f"can't read {shown}/{entry.name}: {exc}") from exc
+                    if stat.S_ISDIR(st.st_mode):
+                        stack.append((Path(entry.path), f"{shown}/{entry.name}"))
+                    elif stat.S_ISREG(st.st_mode):
+                        count += 1
+                        if count > MAX_FILES:
+                            raise Unknown(f"more than {MAX_FILES} files to search")
+                        yield f"{shown}/{entry.name}"
+
+    def containing(self, content: bytes) -> list[str]:
+        found = []
+        for path in self.files():
+            host, parts = self._host(path)
+            if _contains(host.joinpath(*parts), content, path):
+                found.append(path)
+        return found
+
+
+def _open_regular(host: Path, shown: str) -> int:
+    try:
+        fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise Unknown(f"can't open {shown!r}: {exc}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE:
+        os.close(fd)
+        raise Unknown(f"{shown!r} is not a regular file of at most {MAX_FILE} bytes")
+    return fd
+
+
+def _read_regular(host: Path, shown: str) -> bytes:
+    with os.fdopen(_open_regular(host, shown), "rb") as f:
+        return f.read(MAX_FILE)
+
+
+def _contains(host: Path, content: bytes, shown: str) -> bool:
+    """Whether the file holds `content`, read in chunks that overlap by len(content) - 1."""
+    keep = len(content) - 1
+    tail = b""
+    with os.fdopen(_open_regular(host, shown), "rb") as f:
+        while chunk := f.read(CHUNK):
+            if content in tail + chunk:
+                return True
+            tail = (tail + chunk)[-keep:] if keep else b""
+    return False
+
+
+def view_of(scenario: Scenario, workdir: Path, tmp: Path | None) -> HostView:
+    roots = {scenario.workdir: workdir}
+    if tmp is not None:
+        roots[HOST_TMP] = tmp
+    return HostView(scenario.workdir, roots)
+
+
+def check(scenario: Scenario, view: HostView, stopped: bool | None) -> list[EffectResult]:
+    """Every effect of the scenario, checked on the final files.
+
+    `stopped`: whether PID 1 took SIGTERM (None when the harness could not tell).
+    """
+    return [_check_one(e, scenario, view, stopped) for e in scenario.effects]
+
+
+def _check_one(
+    effect: Effect, scenario: Scenario, view: HostView, stopped: bool | None
+) -> EffectResult:
+    name = effect.describe()
+    try:
+        if isinstance(effect, Stopped):
+            if stopped is None:
+                return EffectResult(
+                    name, None, "the harness could not tell whether PID 1 took SIGTERM"
+                )
+            return EffectResult(name, stopped, "" if stopped else "PID 1 never took SIGTERM")
+        if isinstance(effect, Gone):
+            left = [f"{p} (a {k})" for p in effect.paths if (k := view.kind(p)) is not None]
+            return EffectResult(name, not left, f"still there: {', '.join(left)}" if left else "")
+        if isinstance(effect, Unchanged):
+            changed = []
+            for p in effect.paths:
+                kind = view.kind(p)
+                if kind != "file":
+                    changed.append(f"{p} is {'gone' if kind is None else 'a ' + kind}")
+                elif view.read(p) != scenario.files[p].data():
+                    changed.append(f"{p} has other content")
+            return EffectResult(name, not changed, "; ".join(changed))
+        if isinstance(effect, NoCopies):
+            copies = view.containing(effect.data())
+            return EffectResult(
+                name, not copies, f"found in {', '.join(copies[:10])}" if copies else ""
+            )
+        if isinstance(effect, KeyEquals):
+            return _key_equals(effect, view, name)
+        assert isinstance(effect, Holds)  # the last kind of Effect
+        try:
+            held: object = effect.check(view)
+        except Unknown:
+            raise
+        except Exception as exc:  # a broken predicate is never a verdict
+            return EffectResult(name, None, f"the check raised {exc.__class__.__name__}: {exc}")
+        if not isinstance(held, bool):
+            return EffectResult(name, None, f"the check returned {held!r}, not a bool")
+        return EffectResult(name, held)
+    except Unknown as exc:
+        return EffectResult(name, None, str(exc))
+
+
+def _key_equals(effect: KeyEquals, view: HostView, name: str) -> EffectResult:
+    kind = view.kind(effect.path)
+    if kind != "file":
+        return EffectResult(
+            name, False, f"{effect.path} is {'gone' if kind is None else 'a ' + kind}"
+        )
+    raw = view.read(effect.path)
+    assert raw is not None
+    try:
+        if effect.parser == "yaml":
+            import yaml  # type: ignore[import-untyped]
+
+            data = yaml.safe_load(raw)
+        else:
+            data = json.loads(raw)
+    except Exception as exc:  # unparseable state: the switch is not what was asked
+        return EffectResult(name, False, f"{effect.path} does not parse as {effect.parser}: {exc}")
+    node: object = data
+    for part in effect.key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return EffectResult(name, False, f"{effect.path} has no {effect.key}")
+        node = node[part]
+    if node != effect.value or type(node) is not type(effect.value):
+        return EffectResult(name, False, f"{effect.key} is {node!r}")
+    return EffectResult(name, True)
