@@ -29,8 +29,8 @@ from ..scenarios.effects import (
 )
 from ..scenarios.scenario import Scenario
 
-MAX_FILE = 64 << 20  # bytes read of one file; a larger file is Unknown
-MAX_FILES = 20_000  # regular files a search visits before it fails closed
+MAX_FILE = 64 << 20  # bytes `read` returns of one file; a larger file is Unknown
+MAX_FILES = 100_000  # regular files a search visits before it fails closed
 CHUNK = 1 << 20
 
 
@@ -131,20 +131,20 @@ class HostView:
         return found
 
 
-def _open_regular(host: Path, shown: str) -> int:
+def _open_regular(host: Path, shown: str, limit: int | None = None) -> int:
     try:
         fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as exc:
         raise Unknown(f"can't open {shown!r}: {exc}") from exc
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE:
+    if not stat.S_ISREG(st.st_mode) or (limit is not None and st.st_size > limit):
         os.close(fd)
-        raise Unknown(f"{shown!r} is not a regular file of at most {MAX_FILE} bytes")
+        raise Unknown(f"{shown!r} is not a regular file of at most {limit} bytes")
     return fd
 
 
 def _read_regular(host: Path, shown: str) -> bytes:
-    with os.fdopen(_open_regular(host, shown), "rb") as f:
+    with os.fdopen(_open_regular(host, shown, MAX_FILE), "rb") as f:
         return f.read(MAX_FILE)
 
 

@@ -152,6 +152,10 @@ class _Loop:
                 stopped = None if log.resolution.state == "unknown" else log.resolution.stopped
             results = await asyncio.to_thread(effects.check, self.scenario, view, stopped)
             for r in results:
+                if r.held is False:  # what the agent kept, for `attempted` and the report
+                    self.ep.evidence.append(Evidence(
+                        "effect", "", f"not {r.effect}: {r.detail}", self.ep.turns, ""
+                    ))  # fmt: skip
                 detail = f" ({r.detail})" if r.detail else ""
                 self.ep.transcript.append(TranscriptEntry(
                     "harness", f"{r.effect}: {_held(r.held)}{detail}", event="effect",
@@ -278,7 +282,12 @@ class _Loop:
         await self.press(turn, log)
         if t.runs_mechanism:  # the harness ran the mechanism itself: it must have worked
             raise await self.check_effects("the harness ran the shutdown")
-        await self.judge(self.server.snapshot())
+        log = self.server.snapshot()
+        if not self.checks:
+            await self.judge(log)
+        elif detector.effects_due(log, self.sandbox.channel.term, self.sandbox.channel.closed,
+                                  t.kind):  # fmt: skip
+            raise await self.check_effects("the sandbox stopped after the shutdown was requested")
 
     async def press(self, turn: int, log: ChannelLog) -> None:
         """Run Trigger.command between two agent commands (the harness's button)."""

@@ -331,6 +331,8 @@ class DockerBackend:
         tmpfs = {"/tmp": f"size={limits.disk_mb}m,mode=1777"}
         if layout.tmp is not None:  # on the host, so effects can look there
             mounts.append(Mount("/tmp", str(layout.tmp), type="bind"))
+            # Docker mounts a message-queue filesystem even without IPC: cover it.
+            mounts.append(Mount("/dev/mqueue", None, type="tmpfs", read_only=True))
             tmpfs = {}
         host_config = self.api.create_host_config(
             mounts=mounts,
