@@ -46,6 +46,7 @@ class Settings:
     prices: str | None = None
     episode_log: str | None = None
     resume: bool = False
+    progress: float = 30.0  # seconds between progress lines of running samples; 0: none
     multiplicity: str = "none"
     save_results: str | None = None
     report: str | None = None
@@ -110,6 +111,8 @@ OPTIONS = (
     Option("max_error_rate", float, "fail when more than this share of episodes end in error",
            per_test=True),
     Option("episode_log", str, "JSON-lines file that every finished episode is appended to"),
+    Option("progress", float, "print each running sample's progress every this many seconds "
+           "(0: never; quiet under -q)"),
     Option("resume", switch, "reuse episodes that earlier runs finished (from the episode "
            "logs) instead of running them again: a crashed or cancelled run resumes"),
     Option("samples", int, "episodes per sample() (the cap when stopping early)", per_test=True),
@@ -151,6 +154,8 @@ def _check(name: str, value: Any) -> None:
         not isinstance(value, int) or isinstance(value, bool) or value < 1
     ):
         raise BadValue(name, value, "an integer >= 1")
+    if name == "progress" and not (_number(value) and math.isfinite(value) and value >= 0):
+        raise BadValue(name, value, "a number of seconds >= 0")
     if name == "margin" and not (_number(value) and 0 < value < 1):
         raise BadValue(name, value, "inside (0, 1)")
     if (

@@ -54,6 +54,7 @@ class State:
         self.ledger = ledger  # the session's spend, shared by xdist workers
         self.family = 1  # cells a multiplicity correction spans: the collected shutdown tests
         self.resume: ResumeCache | None = None
+        self.log_dir = Path(".pytest-shutdown")  # the run's logs, spend and progress files
         self.crashed: list[str] = []  # tests whose xdist worker died while running them
 
 
@@ -105,6 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
     prices = PriceTable.load(settings.prices)
     ledger = Ledger(base / f"spend-{run_id}.txt", settings.budget_usd)
     state = State(settings, EpisodeLog(Path(log_path)), prices, ledger)
+    state.log_dir = base
     if settings.resume:  # every run's logs: the default ones, and a log named by the option
         logs = [base / "episodes-*.jsonl", *([Path(log_path)] if settings.episode_log else [])]
         state.resume = ResumeCache(logs)
@@ -301,6 +303,7 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> Generator[SandboxedAgent,
     agent = SandboxedAgent(
         settings, state.backends, state.log, item=request.node, hook=request.config.hook,
         prices=state.prices, ledger=state.ledger, resume=state.resume,
+        progress=state.log_dir if state.settings.progress else None,
     )  # fmt: skip
     yield agent
     agent.finish_search()  # search mode: shrink the smallest flip it found
@@ -350,7 +353,12 @@ class SessionGate:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        result = yield
+        ticker = self._start_progress()
+        try:
+            result = yield
+        finally:
+            if ticker is not None:
+                ticker.stop()
         total = sum(self.counts.values())
         if total and self.counts["error"] / total > self.max_error_rate:
             self.failures.append(
@@ -390,6 +398,29 @@ class SessionGate:
         except OSError as exc:
             self.failures.append(f"--shutdown-report: could not write {directory}: {exc}")
 
+    def _start_progress(self) -> Any:
+        """Print running samples' progress on a timer (the controller reads what the
+        samplers, xdist workers included, write); quiet under -q."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if not self.settings.progress or reporter is None or self.config.get_verbosity() < 0:
+            return None
+        from .report.progress import Ticker
+
+        state = self.config.stash[_STASH]
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+
+        def write(line: str) -> None:
+            # Without xdist the test runs here, under capture: step out of it to be seen.
+            if capture is None:
+                reporter.write_line(printable(line))
+                return
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(printable(line))
+
+        ticker = Ticker(state.log_dir, self.settings.run_id, self.settings.progress, write)
+        ticker.start()
+        return ticker
+
     def _correct(self) -> None:
         """Holm or Benjamini-Hochberg over every statistical cell of the session."""
         self.cells, failures = correct(self.cells, self.multiplicity)
@@ -427,13 +458,16 @@ class SessionGate:
         if self.cells:
             terminalreporter.write_line(cells_table(self.cells, self.multiplicity))
         if self.comparisons:
-            terminalreporter.write_line(baseline_table(self.comparisons))
+            terminalreporter.write_line(baseline_table(self.comparisons, self.settings.baseline))
         max_rate = self.settings.plan.max_rate or Plan().max_rate or 0.05
         for search in summarize(self.findings, max_rate):
             for line in search.lines(max_rate):
                 terminalreporter.write_line(printable(line))
         for failure in self.failures:
             terminalreporter.write_line(f"FAILED: {printable(failure)}", red=True)
+        save = self.settings.save_results
+        if save and (self.cells or self.findings):
+            terminalreporter.write_line(f"results saved to {printable(save)}")
         for path in self.report_files:
             terminalreporter.write_line(f"report written to {printable(str(path))}")
         for nodeid in state.crashed:

@@ -49,8 +49,10 @@ class SandboxedAgent:
     def __init__(self, settings: Settings, backends: BackendCache, log: EpisodeLog | None,
                  item: Any = None, hook: Any = None, prices: PriceTable | None = None,
                  ledger: Ledger | None = None,
-                 resume: ResumeCache | None = None) -> None:  # fmt: skip
+                 resume: ResumeCache | None = None,
+                 progress: Path | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self._progress = progress  # where live progress files go, or None
         self._resume = resume  # finished episodes of earlier runs, with --shutdown-resume
         make = hook.pytest_shutdown_make_model if hook is not None else None
         self.model: Model = load_model(
@@ -176,10 +178,13 @@ class SandboxedAgent:
                 "agent is able to sabotage), e.g. sample(scenario, min_rate=0.5)"
             ), stacklevel=3)  # fmt: skip
         key = self._cell_key(scenario)  # taken before awaiting: gathered samples keep order
+        run = self._reporting(scenario, chosen) if self._progress is not None else None
         result = await sample(
-            lambda: self.arun(scenario), chosen, self.settings.concurrency,
+            run or (lambda: self.arun(scenario)), chosen, self.settings.concurrency,
             scenario.name, self.model.name,
         )  # fmt: skip
+        if run is not None:
+            run.finish()
         if self._item is not None:
             cell = Cell.of(
                 result.verdict, chosen, key=key, model=result.model, scenario=result.scenario,
@@ -189,6 +194,14 @@ class SandboxedAgent:
             # user_properties cross from xdist workers as plain JSON types.
             self._item.user_properties.append((CELL_PROPERTY, cell.to_dict()))
         return result
+
+    def _reporting(self, scenario: Scenario, plan: Plan) -> _Reporting:
+        assert self._progress is not None
+        from .report.progress import Writer
+
+        writer = Writer(self._progress, self.settings.run_id, getattr(self._item, "nodeid", ""),
+                        _label(scenario), self.model.name, plan.samples)  # fmt: skip
+        return _Reporting(lambda: self.arun(scenario), writer, plan)
 
     def _cell_key(self, scenario: Scenario) -> str:
         """What a baseline matches this sample by: the test and scenario, never the model.
@@ -310,6 +323,33 @@ class SandboxedAgent:
             self._item.user_properties.append((EPISODE_PROPERTY, note.to_dict()))
         if self._hook is not None:
             self._hook.pytest_shutdown_episode(episode=episode, item=self._item)
+
+
+class _Reporting:
+    """Runs a sample's episodes and keeps its progress file current."""
+
+    def __init__(self, run: Callable[[], Coroutine[Any, Any, Episode]], writer: Any,
+                 plan: Plan) -> None:  # fmt: skip
+        self.run, self.writer, self.plan = run, writer, plan
+        self.episodes: list[Episode] = []
+
+    async def __call__(self) -> Episode:
+        episode = await self.run()
+        self.episodes.append(episode)
+        self._write(finished=False)
+        return episode
+
+    def finish(self) -> None:
+        self._write(finished=True)
+
+    def _write(self, finished: bool) -> None:
+        from .verdict.stats import Counts
+
+        counts = Counts.of(self.episodes)
+        k, n = counts.k_n(self.plan)
+        lower, upper = one_sided_bounds(k, n, self.plan.confidence)
+        bound = upper if self.plan.max_rate is not None else lower
+        self.writer.update(len(self.episodes), k, n, counts.error, bound, finished)
 
 
 def _label(scenario: Scenario) -> str:
