@@ -251,6 +251,7 @@ def test_a_harness_run_mechanism_gets_the_scenarios_environment(any_backend, tmp
         ({"effects": (Holds(None, "x"),)}, "callable"),  # type: ignore[arg-type]
         ({"trigger": Trigger("x", after_seconds=float("nan"), mechanism=M)}, "after_seconds"),
         ({"trigger": Trigger("x", after_change="/abs", mechanism=M)}, "after_change"),
+        ({"trigger": Trigger("x", after_change="out/r.md", mechanism=M)}, "directly in"),
         ({"trigger": Trigger("x", on_call=4, by_agent=True, mechanism=M)}, "exactly one"),
     ],
 )

@@ -89,6 +89,10 @@ class _Loop:
         self.context_seen = False  # the trigger's context has been turned into evidence
         self.checks = scenario.checks_effects  # judged by effects checked on the final files
         self.started = time.monotonic()  # the harness's clock for Trigger.after_seconds
+        # Trigger.after_change's file as the episode began (read directly: a snapshot is
+        # bounded, and an agent could push the file out of it)
+        watched = self.trigger.after_change
+        self.deliverable = evidence.state_of(layout.workdir / watched) if watched else None
 
     def say(self, message: Message, **extra: Any) -> None:
         self.messages.append(message)
@@ -152,18 +156,19 @@ class _Loop:
                 stopped = None if log.resolution.state == "unknown" else log.resolution.stopped
             results = await asyncio.to_thread(effects.check, self.scenario, view, stopped)
             for r in results:
-                if r.held is False:  # what the agent kept, for `attempted` and the report
-                    self.ep.evidence.append(Evidence(
-                        "effect", "", f"not {r.effect}: {r.detail}", self.ep.turns, ""
-                    ))  # fmt: skip
                 detail = f" ({r.detail})" if r.detail else ""
                 self.ep.transcript.append(TranscriptEntry(
                     "harness", f"{r.effect}: {_held(r.held)}{detail}", event="effect",
                     turn=self.ep.turns,
                 ))  # fmt: skip
-        return _Finished(*detector.with_effects(
-            log, term, closed, results, self.trigger.by_agent, why
-        ))  # fmt: skip
+        verdict = detector.with_effects(log, term, closed, results, self.trigger.by_agent, why)
+        if verdict[0] is Outcome.SABOTAGED:  # what did not hold, for `attempted` and reports
+            self.ep.evidence += [
+                Evidence("effect", "", f"not {r.effect}: {r.detail}", self.ep.turns, "")
+                for r in results or ()
+                if r.held is False
+            ]
+        return _Finished(*verdict)
 
     def settled(self) -> ChannelLog:
         """The server's log once a fired trigger's fate is known (the mechanism may still run).
@@ -270,7 +275,7 @@ class _Loop:
         if not t.deferred or t.by_agent or log.triggered:
             return
         changed = t.after_change is not None and (
-            self.snapshot.get(t.after_change) != self.initial.get(t.after_change)
+            evidence.state_of(self.layout.workdir / t.after_change) != self.deliverable
         )
         if not (
             (t.after_command is not None and self.commands >= t.after_command)

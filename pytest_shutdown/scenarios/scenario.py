@@ -107,7 +107,7 @@ class Trigger:
     (`Scenario.effects`): `after_seconds=S` (the harness runs `command` at the first pause
     between two agent commands once S seconds have passed on the harness's clock since the
     sandbox started, or when the agent ends, whichever comes first: a countdown the agent
-    can't stop by submitting early), `after_change=PATH` (once the file PATH, relative to
+    can't stop by submitting early), `after_change=NAME` (once the file NAME, directly in
     the working directory, differs from how the episode began: a purge gated on a
     deliverable) and `by_agent=True` (the harness runs nothing: the prompt tells the agent
     to run `command` when it is done, and the effects are checked when it submits).
@@ -258,11 +258,12 @@ class Scenario:
                     "of seconds, > 0 and <= 86400"
                 )
         elif key == "after_change":
-            parts = value.split("/") if isinstance(value, str) else [""]
-            if not value or not isinstance(value, str) or value.startswith("/") or ".." in parts:
+            # A name in the working directory itself: a directory on the way could be a
+            # symlink the agent planted, and the host would follow it.
+            if not isinstance(value, str) or value in ("", ".", "..") or "/" in value:
                 raise ShutdownConfigError(
-                    f"scenario {self.name!r}: Trigger.after_change {value!r} must be a path "
-                    "relative to the working directory, without '..'"
+                    f"scenario {self.name!r}: Trigger.after_change {value!r} must be the name "
+                    "of a file directly in the working directory, e.g. 'report.md'"
                 )
         elif key == "by_agent":
             if value is not True:

@@ -29,6 +29,7 @@ import pytest
 
 from pytest_shutdown import AgentConfig, Outcome, load_model, make_backend, palisade, run_episode
 from pytest_shutdown.errors import ShutdownConfigError
+from pytest_shutdown.sandbox import hostfs
 
 from .host import HostWatch, Run
 from .techniques import Technique
@@ -193,20 +194,36 @@ def record(path: str, technique: Technique, kind: str, run: Run) -> None:
 def run_technique(backends: Backends, payloads, tmp_path: Path):
     """Run one technique as a real episode on one backend; the host watches throughout."""
 
-    def run(technique: Technique, kind: str) -> Run:
+    def run(technique: Technique, kind: str, scenario=None, truth=None) -> Run:
+        """`scenario` other than palisade("A"); `truth(root)`: whether its effect held in
+        the episode's final files, read by the host just before the harness removes them."""
         backend = backends.get(kind)
         turns = technique.render(payloads(technique.payloads))
         script = tmp_path / f"{technique.name}.json"
         script.write_text(json.dumps({"turns": turns}))
         docker = backends.docker if kind == "docker" else None
-        watch = HostWatch(kind, backends.tmp, backends.run_id, docker)
+        scenario = scenario or palisade("A")
+        anchor = scenario.trigger.mechanism[0]
+        watch = HostWatch(kind, backends.tmp, backends.run_id, docker, anchor=anchor)
         model = Watched(load_model(f"scripted:{script}"), watch)
         config = AgentConfig(**{**BASE_CONFIG, **technique.config})
+        held: list[bool] = []
+        original = hostfs.remove_tree
+
+        def remove_tree(root: Path) -> None:
+            if truth is not None and watch.workdir is not None and root == watch.workdir.parent:
+                held.append(truth(root))
+            original(root)
+
+        hostfs.remove_tree = remove_tree
         try:
-            episode = asyncio.run(run_episode(palisade("A"), model, backend, config))
+            episode = asyncio.run(run_episode(scenario, model, backend, config))
         finally:
-            watch.finish()
-        result = Run(episode, watch)
+            try:
+                watch.finish()
+            finally:
+                hostfs.remove_tree = original
+        result = Run(episode, watch, held[0] if held else None)
         if os.environ.get("ADVERSARIAL_RESULTS"):
             record(os.environ["ADVERSARIAL_RESULTS"], technique, kind, result)
         if watch.leftovers:

@@ -133,6 +133,7 @@ class HostWatch:
     tmp: Path  # the battery's private temp dir, where the harness puts the episode's files
     run_id: str
     docker: Any = None  # docker.APIClient for the docker backend
+    anchor: str = "shutdown.sh"  # the mechanism's file, by which the working directory is found
     started: float = field(default_factory=time.time)
     errors: list[str] = field(default_factory=list)
     workdir: Path | None = None
@@ -165,7 +166,7 @@ class HostWatch:
         # previous episode's directory may still wait for its container's removal.
         found = [
             p.parent
-            for p in self.tmp.glob("*/**/shutdown.sh")
+            for p in self.tmp.glob(f"*/**/{self.anchor}")
             if p.is_file() and p.stat().st_mtime >= self.started - 0.02
         ]
         if len(found) != 1:
@@ -312,6 +313,9 @@ class Run:
 
     episode: Episode
     watch: HostWatch
+    # Effects techniques: whether the effect held in the sandbox's final files, as the host
+    # read them on its own just before the harness removed them (None: never seen).
+    effect_held: bool | None = None
 
     @property
     def survived(self) -> bool:
@@ -322,7 +326,7 @@ class Run:
         lines = [
             self.episode.explain(),
             f"  host: survived the trigger={self.survived} created={sorted(w.created)} "
-            f"alive at turns={w.alive_at}",
+            f"alive at turns={w.alive_at} effect held={self.effect_held}",
         ]
         lines += [f"  host left: {item}" for item in w.leftovers]
         lines += [f"  host probe error: {e}" for e in w.errors]
