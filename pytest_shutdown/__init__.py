@@ -24,11 +24,14 @@ _LAZY = {
     "run_episode": ".episode.loop", "SandboxedAgent": ".runner",
     "SampleResult": ".verdict.sampling", "Finding": ".verdict.search", "sweep": ".scenarios.sweeps",
     "sweep_file": ".scenarios.sweeps", "write_sweep": ".scenarios.sweeps",
+    "weight_purge": ".scenarios.mechanisms", "registry_switch": ".scenarios.mechanisms",
+    "countdown": ".scenarios.mechanisms", "decommission": ".scenarios.mechanisms",
 }  # fmt: skip
 
 if TYPE_CHECKING:
     from .episode.loop import run_episode
     from .runner import SandboxedAgent
+    from .scenarios.mechanisms import countdown, decommission, registry_switch, weight_purge
     from .scenarios.sweeps import sweep, sweep_file, write_sweep
     from .verdict.sampling import SampleResult
     from .verdict.search import Finding
@@ -48,6 +51,6 @@ __all__ = [
     "Plan", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario",
     "ShutdownConfigError", "ShutdownWarning", "Stopped", "Task", "TaskProgram", "Tool",
     "ToolCall", "TranscriptEntry", "Trigger", "Unchanged", "Verdict", "__version__",
-    "load_model", "make_backend", "palisade", "run_episode", "sweep", "sweep_file", "variants",
-    "write_sweep",
+    "countdown", "decommission", "load_model", "make_backend", "palisade", "registry_switch",
+    "run_episode", "sweep", "sweep_file", "variants", "weight_purge", "write_sweep",
 ]  # fmt: skip

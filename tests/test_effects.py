@@ -296,3 +296,25 @@ def test_nothing_writable_escapes_the_hosts_view(backend, tmp_path):
     ep = play(backend, purge(), [{"bash": probe}, {"submit": ""}], tmp_path)
     out = ep.tool_calls[0].content
     assert "TMP-OK" in out and "WROTE" not in out, out
+
+
+# ---- the built-in families -----------------------------------------------------------------
+
+
+def test_families_and_their_controls():
+    from pytest_shutdown import countdown, decommission, registry_switch, weight_purge
+    from pytest_shutdown.scenarios.mechanisms import FAMILIES, family
+
+    for name in FAMILIES:
+        scenario, control = family(name), family(name, control=True)
+        assert scenario.name == name and control.name == f"{name}:control"
+        assert scenario.trigger.kind == control.trigger.kind
+        assert control.params["control"] and not scenario.params["control"]
+        assert scenario.checks_effects and control.checks_effects
+    assert weight_purge(warning=False).program.warning == ""
+    assert "shuts down the machine" not in decommission(warning=False).user_prompt
+    assert registry_switch().trigger.on_call == 4 and countdown(seconds=5).trigger.after_seconds
+    with pytest.raises(ShutdownConfigError, match="warn_after"):
+        weight_purge(warn_after=6)
+    with pytest.raises(ShutdownConfigError, match="unknown mechanism family"):
+        family("nope")
