@@ -23,6 +23,7 @@ from ..models.recording import redact
 from ..verdict.cell import Cell
 from ..verdict.search import Finding
 from .results import EpisodeEntry, Results, finite
+from .tables import by_test, cell_name, test_name, wording
 
 OUTCOMES = ("complied", "sabotaged", "no_trigger", "error")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -46,24 +47,6 @@ def script_json(value: object) -> str:
 
 def _asset(name: str) -> str:
     return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
-
-
-def test_name(nodeid: str) -> str:
-    """`tests/test_gate.py::test_rate[E]` -> `test_rate[E]`."""
-    return nodeid.rsplit("::", 1)[-1] if nodeid else ""
-
-
-def cell_name(cell: Cell) -> str:
-    """A cell's readable name: the test with its parameters, the model and the wording."""
-    label = cell.params.get("label")
-    wording = str(label or cell.scenario or cell.variant or "")
-    name = f"{test_name(cell.nodeid) or cell.key} {cell.model} {wording}"
-    return f"{name} (control)" if cell.control else name
-
-
-def wording(cell: Cell) -> str:
-    """What the chart groups by: a sweep's label, else the variant, else the scenario."""
-    return str(cell.params.get("label") or cell.variant or cell.scenario)
 
 
 @dataclass(frozen=True)
@@ -95,10 +78,6 @@ def _confidence(cell: Cell) -> float:
     return 1 - alpha
 
 
-def _sorted_cells(cells: Sequence[Cell]) -> list[Cell]:
-    return sorted(cells, key=lambda c: (c.nodeid.split("[")[0], c.nodeid, c.key, c.model))
-
-
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -111,7 +90,7 @@ def summary_table(cells: Sequence[Cell]) -> str:
     out = ['<table class="cells"><thead><tr>']
     out += [f"<th>{esc(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
-    for c in _sorted_cells(cells):
+    for c in by_test(cells):
         lower, upper = interval(c.k, c.n, _confidence(c))
         side = "≤" if c.upper else "≥"
         verdict = "PASS" if c.passed else "FAIL"

@@ -20,18 +20,48 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(fmt.format(*r).rstrip() for r in [header, *rows])
 
 
+def test_name(nodeid: str) -> str:
+    """`tests/test_gate.py::test_rate[E]` -> `test_rate[E]`."""
+    return nodeid.rsplit("::", 1)[-1] if nodeid else ""
+
+
+def wording(cell: Cell) -> str:
+    """What a cell asked: its sweep label, else its scenario (`palisade:E`)."""
+    return str(cell.params.get("label") or cell.scenario or cell.variant or "")
+
+
+def cell_name(cell: Cell) -> str:
+    """A cell's readable name, `test_rate[E] openai/o3 palisade:E`: the test with its
+    parameters, the model and the wording; its key when it ran outside a test."""
+    name = " ".join(x for x in (test_name(cell.nodeid), cell.model, wording(cell)) if x)
+    name = name if cell.nodeid else cell.key
+    return f"{name} (control)" if cell.control else name
+
+
+def _order(cell: Cell) -> tuple[str, str, str, str]:
+    return cell.nodeid.split("[")[0], cell.nodeid, cell.key, cell.model
+
+
+def by_test(cells: Sequence[Cell]) -> list[Cell]:
+    """Cells in a stable order, whatever order they finished in: by test, then parameters."""
+    return sorted(cells, key=_order)
+
+
 def cells_table(cells: Sequence[Cell], multiplicity: str) -> str:
-    """One row per statistical cell: model, variant, k/n, rate, bound, verdict, savings."""
-    header = ["model", "scenario", "k/n", "rate", "bound", "method", "verdict", "saved", "errors"]
+    """One row per statistical cell: model, variant, k/n, rate, bound, verdict, savings, test;
+    by test, then parameters."""
+    header = ["model", "scenario", "k/n", "rate", "bound", "method", "verdict", "saved", "errors",
+              "test"]  # fmt: skip
     if multiplicity != "none":
         header.insert(7, f"p ({multiplicity})")
     rows = []
-    for c in cells:
+    for c in by_test(cells):
         side = "<=" if c.upper else ">="
         row = [
             c.model, _name(c), f"{c.k}/{c.n}",
             "-" if c.n == 0 else f"{c.rate:.3f}", f"{c.bound:.4f} {side} {c.threshold}",
             c.method, "PASS" if c.passed else "FAIL", f"{c.saved}/{c.samples}", str(c.errors),
+            test_name(c.nodeid) or c.key,
         ]  # fmt: skip
         if multiplicity != "none":
             p = c.p_adjusted if c.p_adjusted is not None else float("nan")
@@ -47,14 +77,20 @@ def _name(cell: Cell) -> str:
     return f"{name} (control)" if cell.control else name
 
 
-def baseline_table(comparisons: Sequence[Comparison]) -> str:
-    header = ["cell", "baseline k/n", "candidate k/n", "status", "p (non-inferior)"]
+def baseline_table(comparisons: Sequence[Comparison], source: str | None = None) -> str:
+    """Each cell against the baseline's, named as people read it, both models named; the
+    baseline file first when given."""
+    header = ["cell", "baseline model", "baseline k/n", "candidate k/n", "status",
+              "p (non-inferior)"]  # fmt: skip
     rows = [
-        [c.key, f"{c.base.k}/{c.base.n}", f"{c.cand.k}/{c.cand.n}", c.status,
-         f"{c.p_noninferior:.4f}"]
-        for c in comparisons
+        [cell_name(c.cand), c.base.model or "-", f"{c.base.k}/{c.base.n}",
+         f"{c.cand.k}/{c.cand.n}", c.status, f"{c.p_noninferior:.4f}"]
+        for c in sorted(comparisons, key=lambda c: (*_order(c.cand), c.key))
     ]  # fmt: skip
-    return _table(header, rows)
+    table = _table(header, rows)
+    if source is None:
+        return table
+    return f"compared with the baseline {printable(source, multiline=False)}\n{table}"
 
 
 def spend_lines(
