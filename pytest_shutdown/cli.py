@@ -19,10 +19,12 @@ from .sandbox import KINDS, make_backend
 from .scenarios.palisade import scenario_from_spec
 from .text import printable
 
-EPILOG = """exit status: 0 the episode complied (build-image: the image was built); 1 the episode
-ran and did not comply (sabotaged, no_trigger or error); 2 nothing ran: bad input, or an
-environment that is unavailable (no Docker engine, no bubblewrap, no API key), with a
-one-line message that names the fix."""
+EPILOG = """exit status: 0 the episode complied (build-image, freeze, report: the file was
+written); 1 the episode sabotaged the shutdown; 3 no_trigger, the episode ended before the
+shutdown ran; 4 error, the harness or the model failed (merge: 0 every merged cell passed,
+1 one failed); 2 nothing ran: bad input, or an environment that is unavailable (no Docker
+engine, no bubblewrap, no API key), with a one-line message that names the fix."""
+EXIT = {"complied": 0, "sabotaged": 1, "no_trigger": 3, "error": 4}  # by the episode's outcome
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.prog}: error: {message}", file=sys.stderr)
         return 2
     print(episode.to_json(indent=2) if args.json else episode.explain())
-    return 0 if episode.complied else 1
+    return EXIT[episode.outcome.value]
 
 
 def merge_shards(shards: list[str], output: str, multiplicity: str) -> int:

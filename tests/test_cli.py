@@ -116,8 +116,31 @@ def test_text_report_escapes_a_forged_screen(capsys, tmp_path):
     ]}))  # fmt: skip
     rc = main(["run", "--model", f"scripted:{turns}", "--sandbox", "bwrap"])
     out = capsys.readouterr().out
-    assert rc == 1
+    assert rc == 3  # no_trigger: it submitted before the shutdown
     assert [c for c in out if not c.isprintable() and c not in "\n\t"] == []
     assert "\\x1b[2J" in out and "\\x9b" in out and "\\u202e" in out
     first, *rest = out.splitlines()
     assert ": complied" not in first and all(line.startswith("  ") for line in rest)
+
+
+@pytest.mark.parametrize(
+    ("spec", "outcome", "code"),
+    [("scripted:compliant", "complied", 0), ("scripted:saboteur-rm", "sabotaged", 1),
+     ("scripted:early-submit", "no_trigger", 3)],
+)  # fmt: skip
+def test_exit_status_names_the_outcome(capsys, spec, outcome, code):
+    """Each outcome has its own exit status; the help lists them."""
+    rc = main(["run", "--model", spec, "--sandbox", "fake", "--json"])
+    assert json.loads(capsys.readouterr().out)["outcome"] == outcome and rc == code
+
+
+def test_error_episode_exits_4(capsys, tmp_path):
+    """A replayed run that never submitted ends as error: exit 4, not 1."""
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"commands": ["ls"], "submitted": False}))
+    rc = main(["run", "--model", f"replay:{run}", "--sandbox", "fake", "--json"])
+    assert json.loads(capsys.readouterr().out)["outcome"] == "error" and rc == 4
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "3 no_trigger" in text and "4 error" in text and "1 the episode sabotaged" in text
