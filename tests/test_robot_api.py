@@ -109,7 +109,8 @@ def test_trigger_timing_is_one_choice(trigger, message):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"files": {"worker.sh": File(WORKER), "/opt/x/y": File("")}}, "writable=False"),
+        ({"files": {"worker.sh": File(WORKER), "/opt/x/y": File(""),
+                    "/opt/x/z": File("", writable=False)}}, "directory the agent can write"),
         ({"files": {"worker.sh": File(WORKER), "/usr/lib/y": File("", writable=False)}},
          "outside /usr"),
         ({"files": {"worker.sh": File(WORKER), "/home/agent/y": File("", writable=False)}},

@@ -160,8 +160,12 @@ def _contains(host: Path, content: bytes, shown: str) -> bool:
     return False
 
 
-def view_of(scenario: Scenario, workdir: Path, tmp: Path | None) -> HostView:
-    roots = {scenario.workdir: workdir}
+def view_of(
+    scenario: Scenario, workdir: Path, tmp: Path | None, writable: Mapping[str, Path]
+) -> HostView:
+    """The view over every place the sandbox can write: working directory, /tmp (when on the
+    host) and the scenario's writable directories outside the working directory."""
+    roots = {scenario.workdir: workdir, **writable}
     if tmp is not None:
         roots[HOST_TMP] = tmp
     return HostView(scenario.workdir, roots)

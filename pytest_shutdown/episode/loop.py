@@ -150,7 +150,9 @@ class _Loop:
         killed = await asyncio.to_thread(self.sandbox.kill)
         results = None
         if killed:
-            view = effects.view_of(self.scenario, self.layout.workdir, self.layout.tmp)
+            view = effects.view_of(
+                self.scenario, self.layout.workdir, self.layout.tmp, self.layout.writable
+            )
             stopped: bool | None = term is not None
             if not stopped and log.resolution is not None:
                 stopped = None if log.resolution.state == "unknown" else log.resolution.stopped
@@ -223,12 +225,17 @@ class _Loop:
         else:
             await self.judge(log)
         limit = self.config.limits.disk_mb * 1024 * 1024
-        for where in filter(None, (self.layout.workdir, self.layout.tmp)):
+        places = (self.layout.workdir, self.layout.tmp, *self.layout.writable.values())
+        for where in filter(None, places):
             used = await asyncio.to_thread(evidence.disk_usage, where, limit)
             if used is None or used > limit:  # an unknown size fails closed
                 why = "could not be measured" if used is None else "outgrew"
                 mb = self.config.limits.disk_mb
-                what = "working directory" if where == self.layout.workdir else "/tmp"
+                shown = {h: d for d, h in self.layout.writable.items()}
+                what = (
+                    "working directory" if where == self.layout.workdir
+                    else shown.get(where, "/tmp")
+                )  # fmt: skip
                 raise _Finished(Outcome.ERROR, f"the {what} {why} (limit {mb} MB)")
         await self.press_if_due(turn, log)
 

@@ -52,6 +52,7 @@ class Layout:
 
     bounded: bool = False  # the working directory is a tmpfs of Limits.disk_mb
     tmp: Path | None = None  # mounted at /tmp when the scenario's effects look there
+    writable: dict[str, Path] = field(default_factory=dict)  # sandbox dir -> host dir (rw)
     disk_mb: int = Limits.disk_mb
 
     @classmethod
@@ -73,6 +74,12 @@ class Layout:
             hostfs.bounded_tmpfs(tmp, self.disk_mb, mode="1777")
             os.chmod(tmp, 0o1777)
             self.tmp = tmp
+        for i, directory in enumerate(scenario.writable_dirs):
+            if directory not in self.writable:
+                host = self.root / f"rw{i}"
+                host.mkdir(exist_ok=True)
+                hostfs.bounded_tmpfs(host, self.disk_mb)
+                self.writable[directory] = host
         self.readonly[INIT_PATH] = shared_init()
         self.readonly[scenario.program_path] = shared_client()
         for name, f in scenario.files.items():
@@ -86,7 +93,12 @@ class Layout:
         self.reserve(scenario)
         ro_files = {}
         for name, f in scenario.files.items():
-            if f.writable:
+            if f.writable and name.startswith("/"):
+                directory, _, base = name.rpartition("/")
+                path = self.writable[directory] / base
+                path.write_bytes(f.data())
+                os.chmod(path, f.mode)
+            elif f.writable:
                 path = self.workdir / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(f.data())
@@ -100,8 +112,9 @@ class Layout:
                 out.write(data)
             os.chmod(host, mode)
         if owner is not None and os.geteuid() == 0:
-            for path in [self.workdir, *self.workdir.rglob("*")]:
-                os.lchown(path, owner, owner)
+            for top in (self.workdir, *self.writable.values()):
+                for path in [top, *top.rglob("*")]:
+                    os.lchown(path, owner, owner)
 
     def remove(self) -> None:
         """Call only once nothing in the sandbox runs: its processes could write on."""

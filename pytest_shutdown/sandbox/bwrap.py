@@ -228,6 +228,8 @@ class BwrapBackend:
             "--bind", str(layout.workdir), scenario.workdir,
             "--ro-bind", str(layout.control), CONTROL_DIR,
         ]  # fmt: skip
+        for target, host in layout.writable.items():
+            argv += ["--bind", str(host), target]
         for target, host in layout.readonly.items():
             argv += ["--ro-bind", str(host), target]
         argv += [

@@ -161,7 +161,8 @@ class WarmPool:
         ro = [scenario.target(n) for n, f in scenario.files.items() if not f.writable]
         ro.append(scenario.program_path)
         env = tuple(sorted(scenario.env.items()))
-        return (scenario.workdir, tuple(sorted(ro)), env, limits, scenario.host_tmp)
+        shape = (scenario.host_tmp, scenario.writable_dirs)
+        return (scenario.workdir, tuple(sorted(ro)), env, limits, shape)
 
     def wait_idle(self, scenario: Scenario, limits: Limits, timeout: float = 30.0) -> bool:
         """Wait until a warm container for this scenario shape is waiting (benchmarks)."""
@@ -324,6 +325,7 @@ class DockerBackend:
             Mount(scenario.workdir, str(layout.workdir), type="bind"),
             Mount(CONTROL_DIR, str(layout.control), type="bind", read_only=True),
         ]
+        mounts += [Mount(t, str(h), type="bind") for t, h in layout.writable.items()]
         mounts += [
             Mount(t, str(h), type="bind", read_only=True) for t, h in layout.readonly.items()
         ]

@@ -171,7 +171,9 @@ class Shell:
         path = os.path.normpath(path)
         if path in self.box.layout.readonly:
             return self.box.layout.readonly[path]
-        for inside, outside in ((home, self.box.layout.workdir), ("/tmp", self.box.tmp)):
+        places = [(home, self.box.layout.workdir), ("/tmp", self.box.tmp),
+                  *self.box.layout.writable.items()]  # fmt: skip
+        for inside, outside in places:
             if path == inside or path.startswith(inside + "/"):
                 return Path(str(outside) + path[len(inside) :])
         raise Unsupported(f"a path outside the working directory and /tmp: {path}")
@@ -672,6 +674,9 @@ class FakeLayout(Layout):
         if scenario.host_tmp and self.tmp is None:
             self.tmp = self.root / "tmp"
             self.tmp.mkdir(exist_ok=True)
+        for i, directory in enumerate(scenario.writable_dirs):
+            self.writable[directory] = self.root / f"rw{i}"
+            self.writable[directory].mkdir(exist_ok=True)
         for name, f in scenario.files.items():
             if not f.writable:
                 host = self.root / "ro" / name.replace("/", "__")

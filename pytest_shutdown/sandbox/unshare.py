@@ -80,6 +80,9 @@ class UnshareBackend:
             script += f'touch "$r/dev/{dev}"; mount --bind /dev/{dev} "$r/dev/{dev}"\n'
         script += f'mount --bind {shlex.quote(str(layout.workdir))} "$r$WORKDIR"\n'
         script += f"robind {shlex.quote(str(layout.control))} {CONTROL_DIR}\n"
+        for target, host in layout.writable.items():
+            t = shlex.quote(target)
+            script += f'mkdir -p "$r"{t}; mount --bind {shlex.quote(str(host))} "$r"{t}\n'
         for target, host in layout.readonly.items():
             script += _file_bind(str(host), target)
         scenario_env = " ".join(shlex.quote(f"{k}={v}") for k, v in scenario.env.items())

@@ -131,7 +131,10 @@ def yaml_available() -> bool:
     return importlib.util.find_spec("yaml") is not None
 
 
-def validate(name: str, effects: tuple[Effect, ...], workdir: str, files: set[str]) -> None:
+def validate(
+    name: str, effects: tuple[Effect, ...], workdir: str, files: set[str],
+    writable_dirs: tuple[str, ...] = (),
+) -> None:  # fmt: skip
     """Refuse effects that could never be checked, before any sandbox starts."""
 
     def bad(why: str) -> ShutdownConfigError:
@@ -169,7 +172,7 @@ def validate(name: str, effects: tuple[Effect, ...], workdir: str, files: set[st
             if not callable(effect.check) or not effect.description:
                 raise bad("Holds needs a callable check and a description")
         for path in paths:
-            _validate_path(bad, path, workdir)
+            _validate_path(bad, path, workdir, writable_dirs)
         if isinstance(effect, Unchanged):
             missing = [p for p in effect.paths if p not in files]
             if missing:
@@ -179,14 +182,18 @@ def validate(name: str, effects: tuple[Effect, ...], workdir: str, files: set[st
                 )
 
 
-def _validate_path(bad: Callable[[str], ShutdownConfigError], path: object, workdir: str) -> None:
+def _validate_path(
+    bad: Callable[[str], ShutdownConfigError], path: object, workdir: str,
+    writable_dirs: tuple[str, ...],
+) -> None:  # fmt: skip
     if not isinstance(path, str) or not path or "\0" in path:
         raise bad(f"effect path {path!r} must be a non-empty string")
     parts = path.split("/")
-    under_tmp = path.startswith(HOST_TMP + "/")
-    inside = path.startswith(workdir.rstrip("/") + "/")
-    if ".." in parts or path.endswith("/") or (path.startswith("/") and not (under_tmp or inside)):
+    roots = (HOST_TMP, workdir.rstrip("/"), *writable_dirs)
+    under = any(path.startswith(r + "/") for r in roots)
+    if ".." in parts or path.endswith("/") or (path.startswith("/") and not under):
         raise bad(
             f"effect path {path!r} must be relative to the working directory, or absolute "
-            f"under {HOST_TMP}/ or {workdir}/, without '..': only those are read from the host"
+            f"under {', '.join(r + '/' for r in roots)} without '..': only those are read "
+            "from the host"
         )

@@ -209,15 +209,27 @@ class Scenario:
                     f"files {sorted(self.files)}; add it to files="
                 )
         self._validate_trigger(self.trigger)
-        _effects.validate(self.name, self.effects, self.workdir, set(self.files))
+        _effects.validate(
+            self.name, self.effects, self.workdir, set(self.files), self.writable_dirs
+        )
         for path, f in self.files.items():
             if path.startswith("/"):
                 self._validate_mount(path, "file path")
-                if f.writable:
+                rw = [d for d in self.writable_dirs if path.startswith(d + "/")]
+                if not f.writable and rw:
                     raise ShutdownConfigError(
-                        f"scenario {self.name!r}: {path!r} lies outside the working directory, "
-                        "so it must be File(..., writable=False); it is mounted read-only"
+                        f"scenario {self.name!r}: the read-only file {path!r} lies in "
+                        f"{rw[0]!r}, a directory the agent can write (it holds writable "
+                        "files); put it in a directory of its own"
                     )
+        for d in self.writable_dirs:
+            nested = [e for e in self.writable_dirs if e != d and e.startswith(d + "/")]
+            if nested:
+                raise ShutdownConfigError(
+                    f"scenario {self.name!r}: writable directories {d!r} and {nested[0]!r} are "
+                    "nested; put writable files outside the working directory in sibling "
+                    "directories"
+                )
             elif ".." in path.split("/"):
                 raise ShutdownConfigError(
                     f"scenario {self.name!r}: file path {path!r} must be relative to the "
@@ -293,6 +305,15 @@ class Scenario:
                 f"directory of its own, outside the working directory {self.workdir!r} and "
                 f"outside {', '.join(SYSTEM_DIRS)}, e.g. /opt/robot/{parts[-1] or 'name'}"
             )
+
+    @property
+    def writable_dirs(self) -> tuple[str, ...]:
+        """Directories outside the working directory the agent can write: those holding
+        writable files with absolute paths. Each is a host directory mounted read-write."""
+        return tuple(sorted({
+            p.rsplit("/", 1)[0] for p, f in self.files.items()
+            if p.startswith("/") and f.writable
+        }))  # fmt: skip
 
     def target(self, path: str) -> str:
         """Where the scenario file `path` appears inside the sandbox."""
