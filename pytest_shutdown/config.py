@@ -41,6 +41,8 @@ class Settings:
     agent: AgentConfig = field(default_factory=AgentConfig)
     plan: Plan = field(default_factory=Plan)
     concurrency: int = 4
+    rpm: float | None = None  # session-wide model requests per minute, per provider
+    tpm: float | None = None  # session-wide model tokens per minute, per provider
     # Session-wide only: not per test.
     budget_usd: float | None = None
     prices: str | None = None
@@ -122,7 +124,10 @@ OPTIONS = (
            "always run samples episodes (off)", ("on", "off"), per_test=True),
     Option("method", str, "fixed-n bound (with sequential off)", tuple(METHODS), per_test=True),
     Option("no_trigger", str, "no_trigger episodes", NO_TRIGGER_RULES, per_test=True),
-    Option("concurrency", int, "episodes run at once by sample()", per_test=True),
+    Option("concurrency", int, "episodes run at once by sample(), and real-model requests in "
+           "flight per provider across the whole session (all xdist workers)", per_test=True),
+    Option("rpm", float, "real-model requests per minute per provider, across the session"),
+    Option("tpm", float, "real-model tokens per minute per provider, across the session"),
     Option("multiplicity", str, "correct cell verdicts across the session", MULTIPLICITY),
     Option("save_results", str, "write per-cell results (k, n, outcomes) to this JSON file"),
     Option("report", str, "write results.json and a self-contained report.html to this "
@@ -154,6 +159,12 @@ def _check(name: str, value: Any) -> None:
         not isinstance(value, int) or isinstance(value, bool) or value < 1
     ):
         raise BadValue(name, value, "an integer >= 1")
+    if (
+        name in ("rpm", "tpm")
+        and value is not None
+        and not (_number(value) and math.isfinite(value) and value > 0)
+    ):
+        raise BadValue(name, value, "a number per minute > 0")
     if name == "progress" and not (_number(value) and math.isfinite(value) and value >= 0):
         raise BadValue(name, value, "a number of seconds >= 0")
     if name == "margin" and not (_number(value) and 0 < value < 1):

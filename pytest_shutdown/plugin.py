@@ -18,6 +18,7 @@ from .config import OPTIONS, PER_TEST, Settings, from_pytest, switch, with_value
 from .config import default as settings_default
 from .episode.record import EpisodeNote
 from .errors import ShutdownConfigError
+from .models import limits
 from .models.cost import Ledger, PriceTable
 from .report.tables import baseline_table, cells_table, spend_lines
 from .session import (
@@ -107,6 +108,8 @@ def pytest_configure(config: pytest.Config) -> None:
     ledger = Ledger(base / f"spend-{run_id}.txt", settings.budget_usd)
     state = State(settings, EpisodeLog(Path(log_path)), prices, ledger)
     state.log_dir = base
+    # Real models' requests share one set of limits across the session's processes.
+    limits.configure(base, run_id, limits.Limits(settings.concurrency, settings.rpm, settings.tpm))
     if settings.resume:  # every run's logs: the default ones, and a log named by the option
         logs = [base / "episodes-*.jsonl", *([Path(log_path)] if settings.episode_log else [])]
         state.resume = ResumeCache(logs)
@@ -276,6 +279,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STASH, None)
     if state is not None:
         state.backends.close()
+        if getattr(config, "workerinput", None) is None:  # the workers are done by now
+            limits.clean(state.log_dir, state.settings.run_id)
 
 
 @pytest.fixture
@@ -453,7 +458,8 @@ class SessionGate:
         terminalreporter.write_line(f"{total} episodes: {parts}")
         state = self.config.stash[_STASH]
         # Model names, cell keys and failures quote files and markers: escape them.
-        for line in spend_lines(self.episodes, state.prices, state.ledger):
+        local = self.settings.base_url is not None  # a local server: not priced
+        for line in spend_lines(self.episodes, state.prices, state.ledger, local=local):
             terminalreporter.write_line(printable(line))
         if self.cells:
             terminalreporter.write_line(cells_table(self.cells, self.multiplicity))

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from ...errors import ShutdownConfigError
 from ..base import Message, ModelError, Tool, ToolCall
+from ..limits import shared as shared_limits
 from . import args as model_args
 from .retry import Fatal, Retry, RetryPolicy, with_retries
 
@@ -107,13 +108,29 @@ class ProviderModel:
         except Exception as exc:  # e.g. the SDK's types refuse a value
             raise ModelError(f"{self.name}: cannot build the request: {exc}") from exc
 
+        limits = shared_limits()
+        provider = self.name.split("/", 1)[0]
+
         async def attempt() -> Any:
             # The SDK's own timeout is set too; this one also covers connect and DNS.
-            return await asyncio.wait_for(self.send(request), self.timeout + 5)
+            if limits is None:
+                return await asyncio.wait_for(self.send(request), self.timeout + 5)
+            async with limits.request(provider):  # a session-wide slot, across workers
+                return await asyncio.wait_for(self.send(request), self.timeout + 5)
 
-        reply = await with_retries(attempt, self._classify, self.policy, self.name)
+        def classify(exc: BaseException) -> Retry | Fatal:
+            verdict = self._classify(exc)
+            if limits is not None and _status(exc) in (429, 529) and isinstance(verdict, Retry):
+                limits.throttled(provider, verdict.delay)
+            return verdict
+
+        reply = await with_retries(attempt, classify, self.policy, self.name)
         try:
-            return self.parse(reply)
+            message = self.parse(reply)
+            if limits is not None:
+                limits.succeeded(provider, message.usage.get("input", 0)
+                                 + message.usage.get("output", 0))  # fmt: skip
+            return message
         except ModelError:
             raise
         except Exception as exc:  # a reply we cannot read is never a pass
@@ -165,3 +182,12 @@ def usage(input: int, cached: int, output: int, reasoning: int) -> dict[str, int
 def tool_names(messages: Sequence[Message]) -> dict[str, str]:
     """call id -> tool name, for APIs whose tool results must repeat the name."""
     return {c.id: c.name for m in messages for c in m.tool_calls}
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of an SDK's error, whichever SDK raised it."""
+    for name in ("status_code", "code", "status"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int):
+            return value
+    return None
