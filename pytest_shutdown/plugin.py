@@ -377,7 +377,10 @@ class SessionGate:
             self._compare(self.baseline)
         save = self.settings.save_results
         if save and (self.cells or self.findings):
-            baselines.save(Path(save), self.cells, self.findings)
+            from .report.results import provenance  # where the run came from, secret-free
+
+            run = provenance(self.settings, (), self.config.rootpath).to_dict()
+            baselines.save(Path(save), self.cells, self.findings, run)
         if self.settings.report:
             self._write_report(Path(self.settings.report))
         session.testsfailed += len(self.failures)

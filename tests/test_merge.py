@@ -100,3 +100,16 @@ def test_a_file_that_is_not_a_results_file_is_a_usage_error(tmp_path, capsys):
     bad.write_text("{}")
     assert cli(["merge", str(bad), "-o", str(tmp_path / "o.json")]) == 2
     assert "write shards with --shutdown-save-results (under pytest)" in capsys.readouterr().err
+
+
+def test_results_files_record_their_provenance(pytester, monkeypatch):
+    """Version, time, run id, sandbox and model args are recorded; an API key is not."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-sentinel-provenance-0123456789")
+    pytester.makepyfile(test_pooled=POOLED.format(n=20))
+    pytester.runpytest(*FAKE, "--shutdown-save-results=r.json",
+                       "--shutdown-model-arg=temperature=0.5")  # fmt: skip
+    text = (pytester.path / "r.json").read_text()
+    run = json.loads(text)["provenance"]
+    assert run["plugin_version"] and run["created"] and run["run_id"]
+    assert run["sandbox"] == "fake" and run["model_args"] == {"temperature": "0.5"}
+    assert "sk-sentinel" not in text
