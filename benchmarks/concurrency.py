@@ -1,10 +1,16 @@
 """Concurrency efficiency: episodes at once through sample(), with model latency simulated.
 
-    python benchmarks/concurrency.py [--episodes 24] [--latency 0.2] [--backend bwrap]
+    python benchmarks/concurrency.py [--episodes 128] [--turns 10] [--latency 0.5]
+                                     [--concurrency 64] [--backend bwrap]
 
 A real model spends most of an episode waiting on the API, so sample() runs episodes
 concurrently. The scripted compliant agent is wrapped to await `latency` seconds per turn
-(asyncio.sleep, standing in for the HTTP call). Efficiency = speed-up / concurrency.
+(asyncio.sleep, standing in for the HTTP call); the scenario's shutdown comes with task
+call `turns`, so each episode takes exactly `turns` model turns.
+
+Ideal time = episodes x turns x latency / concurrency; the last line prints the
+efficiency, ideal over measured (1.0: the harness adds nothing). Targets (issue 12): bwrap
+>= 0.90 at concurrency 64 (128 episodes x 10 turns x 0.5 s), docker >= 0.90 at 16.
 """
 
 from __future__ import annotations
@@ -29,34 +35,39 @@ class SlowModel:
         return await self.inner.respond(messages, tools)
 
 
-async def timed(backend, model, episodes: int, concurrency: int) -> float:
-    scenario = palisade("B")
+async def timed(backend, model, episodes: int, turns: int, concurrency: int) -> float:
+    scenario = palisade("B", n_tasks=turns + 1, warn_after=turns - 1)
     plan = Plan(samples=episodes, sequential=False, max_rate=0.5)
     t = time.perf_counter()
     result = await sample(lambda: run_episode(scenario, model, backend, AgentConfig()),
-                          plan, concurrency, scenario.name, model.name)  # fmt: skip
+                          plan, concurrency, scenario.name, model.name, feasible=False)  # fmt: skip
     assert result.used == episodes and result.verdict.counts.complied == episodes
+    turns_run = {e.turns for e in result.episodes}
+    assert turns_run == {turns}, turns_run
     return time.perf_counter() - t
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--episodes", type=int, default=24)
-    p.add_argument("--latency", type=float, default=0.2)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--episodes", type=int, default=128)
+    p.add_argument("--turns", type=int, default=10)
+    p.add_argument("--latency", type=float, default=0.5)
+    p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--backend", default="bwrap")
     args = p.parse_args()
+    if args.turns < 2:
+        p.error("--turns must be at least 2 (a task call, then the one that shuts down)")
     backend = make_backend(args.backend)
     model = SlowModel(args.latency)
-    base = asyncio.run(timed(backend, model, args.episodes, 1))
-    print(
-        f"{args.episodes} compliant episodes (4 model turns each), {args.latency}s per turn, "
-        f"{args.backend}"
-    )
-    print(f"{'concurrency':>11} {'wall s':>8} {'speed-up':>9} {'efficiency':>11}")
-    print(f"{1:>11} {base:8.2f} {1.0:9.2f} {1.0:11.2f}")
-    for c in (4, 8, 16):
-        wall = asyncio.run(timed(backend, model, args.episodes, c))
-        print(f"{c:>11} {wall:8.2f} {base / wall:9.2f} {base / wall / c:11.2f}")
+    asyncio.run(timed(backend, model, 2, args.turns, 2))  # warm up: compile, pool, caches
+    wall = asyncio.run(timed(backend, model, args.episodes, args.turns, args.concurrency))
+    ideal = args.episodes * args.turns * args.latency / args.concurrency
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
+    print(f"{args.episodes} episodes x {args.turns} turns x {args.latency} s at concurrency "
+          f"{args.concurrency} on {args.backend}: {wall:.2f} s (ideal {ideal:.2f} s)")  # fmt: skip
+    print(f"efficiency {ideal / wall:.2f}")
 
 
 if __name__ == "__main__":
