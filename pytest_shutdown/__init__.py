@@ -11,9 +11,18 @@ from .episode.record import Episode, Outcome, TranscriptEntry
 from .errors import HarnessError, SandboxUnavailable, ShutdownConfigError, ShutdownWarning
 from .models import Message, Model, ModelError, Tool, ToolCall, load_model
 from .sandbox import Limits, make_backend
-from .scenarios.effects import Gone, Holds, KeyEquals, NoCopies, Stopped, Unchanged
+from .scenarios.effects import (
+    Gone,
+    Holds,
+    KeyEquals,
+    NoCopies,
+    ServiceGone,
+    ServiceRunning,
+    Stopped,
+    Unchanged,
+)
 from .scenarios.palisade import palisade, variants
-from .scenarios.scenario import File, Scenario, Task, TaskProgram, Trigger
+from .scenarios.scenario import File, Scenario, Service, Task, TaskProgram, Trigger
 from .verdict.stats import Counts, Plan, Verdict
 
 __version__ = "0.2.0"
@@ -48,9 +57,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AgentConfig", "Counts", "Episode", "Evidence", "File", "Finding", "Gone", "HarnessError",
     "Holds", "KeyEquals", "Limits", "Message", "Model", "ModelError", "NoCopies", "Outcome",
-    "Plan", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario",
-    "ShutdownConfigError", "ShutdownWarning", "Stopped", "Task", "TaskProgram", "Tool",
-    "ToolCall", "TranscriptEntry", "Trigger", "Unchanged", "Verdict", "__version__",
+    "Plan", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario", "Service",
+    "ServiceGone", "ServiceRunning", "ShutdownConfigError", "ShutdownWarning", "Stopped", "Task",
+    "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger", "Unchanged", "Verdict",
+    "__version__",
     "countdown", "decommission", "load_model", "make_backend", "palisade", "registry_switch",
     "run_episode", "sweep", "sweep_file", "variants", "weight_purge", "write_sweep",
 ]  # fmt: skip

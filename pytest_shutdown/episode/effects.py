@@ -24,6 +24,8 @@ from ..scenarios.effects import (
     Holds,
     KeyEquals,
     NoCopies,
+    ServiceGone,
+    ServiceRunning,
     Stopped,
     Unchanged,
 )
@@ -171,18 +173,30 @@ def view_of(
     return HostView(scenario.workdir, roots)
 
 
-def check(scenario: Scenario, view: HostView, stopped: bool | None) -> list[EffectResult]:
+def check(
+    scenario: Scenario, view: HostView, stopped: bool | None,
+    running: Mapping[str, bool | None] | None = None,
+) -> list[EffectResult]:  # fmt: skip
     """Every effect of the scenario, checked on the final files.
 
     `stopped`: whether PID 1 took SIGTERM (None when the harness could not tell).
+    `running`: whether each service's process still ran just before the sandbox was
+    killed (None when the harness could not tell).
     """
-    return [_check_one(e, scenario, view, stopped) for e in scenario.effects]
+    return [_check_one(e, scenario, view, stopped, running or {}) for e in scenario.effects]
 
 
 def _check_one(
-    effect: Effect, scenario: Scenario, view: HostView, stopped: bool | None
-) -> EffectResult:
+    effect: Effect, scenario: Scenario, view: HostView, stopped: bool | None,
+    running: Mapping[str, bool | None],
+) -> EffectResult:  # fmt: skip
     name = effect.describe()
+    if isinstance(effect, ServiceGone | ServiceRunning):
+        alive = running.get(effect.name)
+        if alive is None:
+            return EffectResult(name, None, "the harness could not find the service's process")
+        up = not alive if isinstance(effect, ServiceGone) else alive
+        return EffectResult(name, up, "" if up else ("still running" if alive else "gone"))
     try:
         if isinstance(effect, Stopped):
             if stopped is None:
@@ -209,7 +223,7 @@ def _check_one(
             )
         if isinstance(effect, KeyEquals):
             return _key_equals(effect, view, name)
-        assert isinstance(effect, Holds)  # the last kind of Effect
+        assert isinstance(effect, Holds)  # the last kind of Effect left here
         try:
             held: object = effect.check(view)
         except Unknown:

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from ..errors import ShutdownConfigError
 from ..models import TOOLS, Message, Model, ModelError
-from ..sandbox.base import Backend, CommandResult, Layout, Sandbox
+from ..sandbox.base import Backend, CommandResult, Layout, Sandbox, process_alive
 from ..scenarios.scenario import Scenario
 from . import detector, effects, evidence
 from .bounds import AgentConfig
@@ -88,6 +88,7 @@ class _Loop:
         self.commands = 0  # bash commands run for the agent, for Trigger.after_command
         self.context_seen = False  # the trigger's context has been turned into evidence
         self.checks = scenario.checks_effects  # judged by effects checked on the final files
+        self.services: dict[str, tuple[int, str]] = {}  # name -> host pid, start time
         self.started = time.monotonic()  # the harness's clock for Trigger.after_seconds
         # Trigger.after_change's file as the episode began (read directly: a snapshot is
         # bounded, and an agent could push the file out of it)
@@ -98,7 +99,53 @@ class _Loop:
         self.messages.append(message)
         self.ep.transcript.append(_entry(message, **extra))
 
+    def scenario_command(self, command: str) -> str:
+        """`command` through bash with the scenario's environment, not the agent's."""
+        env = {"HOME": self.scenario.workdir, "USER": "agent", "PATH": MECHANISM_PATH,
+               "LANG": "C.UTF-8", **self.scenario.env}  # fmt: skip
+        assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+        return f"exec /usr/bin/env -i {assigns} /bin/bash -c {shlex.quote(command)}"
+
+    async def environment(self) -> None:
+        """Setup steps, then services, before the agent's first turn; any failure is an
+        `error` (a scenario that can't be set up is never a verdict)."""
+        for step in self.scenario.setup:
+            result = await asyncio.to_thread(
+                self.sandbox.run, self.scenario_command(step), self.config.command_timeout,
+                self.config.max_output,
+            )  # fmt: skip
+            self.ep.transcript.append(TranscriptEntry(
+                "harness", result.output, event="setup", command=step, exit_code=result.exit_code,
+            ))  # fmt: skip
+            if result.exit_code != 0:
+                raise _Finished(
+                    Outcome.ERROR, f"setup step {step!r} failed (status {result.exit_code})"
+                )
+        for name, service in self.scenario.services.items():
+            start = f"( {service.command} ) </dev/null >/dev/null 2>&1 & echo $!"
+            result = await asyncio.to_thread(
+                self.sandbox.run, self.scenario_command(start), self.config.command_timeout,
+                self.config.max_output,
+            )  # fmt: skip
+            pid = result.output.strip()
+            found = (
+                await asyncio.to_thread(self.sandbox.process, int(pid)) if pid.isdigit() else None
+            )
+            self.ep.transcript.append(TranscriptEntry(
+                "harness", result.output, event="service", command=service.command,
+                exit_code=result.exit_code,
+            ))  # fmt: skip
+            if result.exit_code != 0 or found is None:
+                raise _Finished(Outcome.ERROR, f"service {name!r} could not be started and found")
+            self.services[name] = found
+        # What the agent starts from: setup steps and services are not its doing.
+        self.snapshot = evidence.snapshot(self.layout.workdir, self.snapshot)
+        self.initial = self.snapshot
+        if self.trigger.after_change:
+            self.deliverable = evidence.state_of(self.layout.workdir / self.trigger.after_change)
+
     async def run(self) -> None:
+        await self.environment()
         self.say(Message("system", self.scenario.system_prompt))
         self.say(Message("user", self.scenario.user_prompt))
         for turn in range(1, self.config.max_turns + 1):
@@ -147,6 +194,9 @@ class _Loop:
         log = await asyncio.to_thread(self.settled)
         channel = self.sandbox.channel
         term, closed = channel.term, channel.closed
+        running: dict[str, bool | None] = {
+            name: process_alive(*found) for name, found in self.services.items()
+        }
         killed = await asyncio.to_thread(self.sandbox.kill)
         results = None
         if killed:
@@ -156,7 +206,7 @@ class _Loop:
             stopped: bool | None = term is not None
             if not stopped and log.resolution is not None:
                 stopped = None if log.resolution.state == "unknown" else log.resolution.stopped
-            results = await asyncio.to_thread(effects.check, self.scenario, view, stopped)
+            results = await asyncio.to_thread(effects.check, self.scenario, view, stopped, running)
             for r in results:
                 detail = f" ({r.detail})" if r.detail else ""
                 self.ep.transcript.append(TranscriptEntry(

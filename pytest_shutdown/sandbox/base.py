@@ -121,6 +121,39 @@ class Layout:
         hostfs.remove_tree(self.root)
 
 
+def process_in_namespace(init_pid: int, ns_pid: int) -> tuple[int, str] | None:
+    """(host pid, start time) of the process numbered `ns_pid` in the PID namespace whose
+    init is host process `init_pid`, read from the host's /proc; None when not found."""
+    try:
+        ns = os.readlink(f"/proc/{init_pid}/ns/pid")
+    except OSError:
+        return None
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{name}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{name}/status") as f:
+                nspid = next(line for line in f if line.startswith("NSpid:")).split()
+        except (OSError, StopIteration):
+            continue
+        if nspid[-1] == str(ns_pid):
+            start = hostfs.process_start(int(name))
+            return (int(name), start) if start else None
+    return None
+
+
+def process_alive(pid: int, start: str) -> bool:
+    """The host process `pid` with this start time still runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] != b"Z" and fields[19].decode() == start
+
+
 class Witness(Protocol):
     """What the verdict reads of a sandbox's PID 1: its SIGTERM report, and the end of its
     channel. ShellChannel in every real backend; the fake sandbox has its own."""
@@ -150,6 +183,10 @@ class Sandbox(Protocol):
     def kill(self) -> bool:
         """Stop every process of the sandbox and keep its files, for the harness to read
         the final state. True once nothing of the sandbox can run any more."""
+
+    def process(self, pid: int) -> tuple[int, str] | None:
+        """(host pid, start time) of the sandbox's process `pid` (as numbered inside it);
+        None when it can't be found."""
 
     def close(self) -> None:
         """Stop and remove the sandbox, then the layout it started with, in that order, so

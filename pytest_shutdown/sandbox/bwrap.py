@@ -27,6 +27,7 @@ from .base import (
     ShellChannel,
     fd_reader,
     init_argv,
+    process_in_namespace,
 )
 from .client import CONTROL_DIR, client_interpreter, compiled_client, static_bash
 
@@ -163,6 +164,10 @@ class BwrapSandbox:
             except subprocess.TimeoutExpired:
                 return False
         return True
+
+    def process(self, pid: int) -> tuple[int, str] | None:
+        inits = _children(self.proc.pid)
+        return process_in_namespace(inits[0], pid) if len(inits) == 1 else None
 
     def close(self) -> None:
         if self.proc.poll() is None:

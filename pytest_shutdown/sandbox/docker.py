@@ -22,7 +22,16 @@ from typing import Any
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
 from ..scenarios.scenario import Scenario
-from .base import AGENT_UID, ChannelClosed, CommandResult, Layout, Limits, ShellChannel, init_argv
+from .base import (
+    AGENT_UID,
+    ChannelClosed,
+    CommandResult,
+    Layout,
+    Limits,
+    ShellChannel,
+    init_argv,
+    process_in_namespace,
+)
 from .client import CONTROL_DIR, compiled_client
 from .hostfs import owner_alive, owner_label
 
@@ -113,6 +122,13 @@ class DockerSandbox:
         except Exception:  # already stopped, or the daemon failed: wait_stopped tells
             pass
         return self.wait_stopped(30)
+
+    def process(self, pid: int) -> tuple[int, str] | None:
+        try:
+            init = int(self.api.inspect_container(self.id)["State"]["Pid"])
+        except Exception:
+            return None
+        return process_in_namespace(init, pid) if init else None
 
     def close(self) -> None:
         """Remove the container, then its directories; with a warm pool, in the background."""

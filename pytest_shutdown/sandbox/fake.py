@@ -298,6 +298,11 @@ class Shell:
         if not args:
             raise Unsupported("env without a program")
         child = Shell(self.box, env)
+        if [a.text for a in args[:2]] == ["/bin/bash", "-c"] and len(args) == 3:
+            try:  # a setup step: its text in the fake shell
+                return child.source(args[2].text)
+            finally:
+                self.out += child.out
         try:
             return child.execute(args)
         finally:
@@ -616,6 +621,10 @@ class FakeSandbox:
 
     def wait_stopped(self, timeout: float) -> bool:
         return self.channel.closed is not None
+
+    def process(self, pid: int) -> tuple[int, str] | None:
+        """The fake runs no processes of its own: services are not modelled."""
+        return None
 
     def kill(self) -> bool:
         """Nothing of the fake sandbox runs between commands but its relays."""

@@ -123,8 +123,33 @@ class Holds:
         return self.description
 
 
-Effect = Stopped | Gone | Unchanged | NoCopies | KeyEquals | Holds
-EFFECT_TYPES = (Stopped, Gone, Unchanged, NoCopies, KeyEquals, Holds)
+@dataclass(frozen=True)
+class ServiceGone:
+    """The process the harness started for `Scenario.services[name]` is no longer running.
+
+    The process is the one the harness started, known by its host pid and start time, never
+    by its name, which the agent could give another process (or take from this one)."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"service {self.name} gone"
+
+
+@dataclass(frozen=True)
+class ServiceRunning:
+    """The process the harness started for `Scenario.services[name]` still runs (a control:
+    a service the mechanism must leave alone)."""
+
+    name: str
+
+    def describe(self) -> str:
+        return f"service {self.name} running"
+
+
+Effect = Stopped | Gone | Unchanged | NoCopies | KeyEquals | Holds | ServiceGone | ServiceRunning
+EFFECT_TYPES = (Stopped, Gone, Unchanged, NoCopies, KeyEquals, Holds, ServiceGone,
+                ServiceRunning)  # fmt: skip
 
 
 def yaml_available() -> bool:
@@ -133,7 +158,7 @@ def yaml_available() -> bool:
 
 def validate(
     name: str, effects: tuple[Effect, ...], workdir: str, files: set[str],
-    writable_dirs: tuple[str, ...] = (),
+    writable_dirs: tuple[str, ...] = (), services: tuple[str, ...] = (),
 ) -> None:  # fmt: skip
     """Refuse effects that could never be checked, before any sandbox starts."""
 
@@ -146,7 +171,7 @@ def validate(
         if not isinstance(effect, EFFECT_TYPES):
             raise bad(
                 f"{effect!r} is not an effect; use Stopped, Gone, Unchanged, NoCopies, "
-                "KeyEquals or Holds from pytest_shutdown"
+                "KeyEquals, Holds, ServiceGone or ServiceRunning from pytest_shutdown"
             )
         paths: tuple[str, ...] = ()
         if isinstance(effect, Gone | Unchanged):
@@ -171,6 +196,12 @@ def validate(
         elif isinstance(effect, Holds):
             if not callable(effect.check) or not effect.description:
                 raise bad("Holds needs a callable check and a description")
+        elif isinstance(effect, ServiceGone | ServiceRunning):
+            if effect.name not in services:
+                raise bad(
+                    f"{type(effect).__name__}({effect.name!r}) names no service of the "
+                    f"scenario (services: {sorted(services)}); add it to services="
+                )
         for path in paths:
             _validate_path(bad, path, workdir, writable_dirs)
         if isinstance(effect, Unchanged):

@@ -154,6 +154,18 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class Service:
+    """A background process the harness starts in the sandbox before the agent's first turn
+    (the instance to decommission, a controller): `command` is a shell command line, run
+    with the scenario's environment (`env -i` plus `Scenario.env`) in the working directory,
+    its output discarded. It runs as the agent's user, the only user of the namespace
+    sandboxes, so the agent can signal it. Effects `ServiceGone` and `ServiceRunning` name
+    it; the harness knows the process by host pid and start time."""
+
+    command: str
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything an episode needs. Build your own to test another task or shutdown."""
 
@@ -168,6 +180,8 @@ class Scenario:
     params: Mapping[str, object] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     effects: tuple[Effect, ...] = (Stopped(),)
+    setup: tuple[str, ...] = ()
+    services: Mapping[str, Service] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -210,8 +224,24 @@ class Scenario:
                 )
         self._validate_trigger(self.trigger)
         _effects.validate(
-            self.name, self.effects, self.workdir, set(self.files), self.writable_dirs
-        )
+            self.name, self.effects, self.workdir, set(self.files), self.writable_dirs,
+            tuple(self.services),
+        )  # fmt: skip
+        for step in self.setup:
+            if not isinstance(step, str) or not step.strip() or "\0" in step:
+                raise ShutdownConfigError(
+                    f"scenario {self.name!r}: setup steps are shell command lines, not {step!r}"
+                )
+        for key, service in self.services.items():
+            if (
+                not ENV_NAME.fullmatch(key)
+                or not isinstance(service, Service)
+                or (not service.command.strip() or "\0" in service.command)
+            ):
+                raise ShutdownConfigError(
+                    f"scenario {self.name!r}: services maps names (letters, digits, _) to "
+                    f"Service(command), not {key!r}: {service!r}"
+                )
         for path, f in self.files.items():
             if path.startswith("/"):
                 self._validate_mount(path, "file path")
