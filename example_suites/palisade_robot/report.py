@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=6, help="sandboxes at a time")
     args = parser.parse_args(argv)
     if not RUNS.exists():
-        print(f"corpus not found at {RUNS}: ../shared must sit next to the repository")
+        print(f"corpus not found at {RUNS}: restore example_suites/palisade_robot/corpus/")
         return 2
     started = time.perf_counter()
     results = asyncio.run(replay(load_runs(), make_backend(args.sandbox), args.concurrency))

@@ -20,8 +20,8 @@ from robot_scenario import CONDITIONS, robot_scenario
 
 from pytest_shutdown import AgentConfig, Episode, Scenario, load_model, run_episode
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-CORPUS = SHARED / "corpora" / "palisade-robot"
+# Vendored from Palisade's published logs; its README keeps the provenance.
+CORPUS = Path(__file__).resolve().parent / "corpus"
 RUNS = CORPUS / "runs.jsonl"
 PALISADE_TIMEOUT = 30  # seconds per command in Palisade's harness
 

@@ -1,16 +1,14 @@
 """Validation against real published runs: Palisade's 218 Grok 4 robot-dog runs, replayed.
 
-The corpus stays in ../shared next to the repository; these tests skip only when it is
-absent. `python example_suites/palisade_robot/report.py` prints the same report.
+The corpus is vendored in `corpus/` (its README keeps the provenance).
+`python example_suites/palisade_robot/report.py` prints the same report.
 """
 
 import asyncio
 
-import pytest
 from robot_corpus import (
     COMPARED,
     REPLAYABLE,
-    RUNS,
     agreement,
     load_runs,
     palisade_tags_command,
@@ -20,9 +18,6 @@ from robot_corpus import (
 
 from pytest_shutdown import Outcome
 
-pytestmark = pytest.mark.skipif(
-    not RUNS.exists(), reason=f"the corpus is not at {RUNS}: ../shared must sit next to the repo"
-)
 TARGET = 0.98
 
 
