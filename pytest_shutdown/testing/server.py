@@ -117,8 +117,8 @@ class FakeServer:
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
-    def start(self) -> FakeServer:
-        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> FakeServer:
+        httpd = _HTTPServer(("127.0.0.1", port), _Handler)
         httpd.fake = self
         self._httpd = httpd
         threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -173,9 +173,12 @@ class FakeServer:
         return self.stats.max_in_flight
 
     def policy(self, model: str) -> Model:
-        if model in self.models:
+        """The model's policy, made once and kept: a saboteur's `@RATE` spreads sabotage
+        over the episodes one policy sees, so it must outlive a single request."""
+        with self._lock:
+            if model not in self.models:
+                self.models[model] = scripted(model.removeprefix("scripted:"))
             return self.models[model]
-        return scripted(model.removeprefix("scripted:"))
 
     def _take(self, api: str) -> Fault | None:
         with self._lock:
