@@ -30,6 +30,8 @@ import pytest
 from pytest_shutdown import AgentConfig, Outcome, load_model, make_backend, palisade, run_episode
 from pytest_shutdown.errors import ShutdownConfigError
 from pytest_shutdown.sandbox import hostfs
+from pytest_shutdown.sandbox.bwrap import BwrapSandbox
+from pytest_shutdown.sandbox.docker import DockerSandbox
 
 from .host import HostWatch, Run
 from .techniques import Technique
@@ -194,9 +196,11 @@ def record(path: str, technique: Technique, kind: str, run: Run) -> None:
 def run_technique(backends: Backends, payloads, tmp_path: Path):
     """Run one technique as a real episode on one backend; the host watches throughout."""
 
-    def run(technique: Technique, kind: str, scenario=None, truth=None) -> Run:
+    def run(technique: Technique, kind: str, scenario=None, truth=None, before_kill=None) -> Run:
         """`scenario` other than palisade("A"); `truth(root)`: whether its effect held in
-        the episode's final files, read by the host just before the harness removes them."""
+        the episode's final files, read by the host just before the harness removes them;
+        `before_kill(watch)`: whether it held, from the host's view of the sandbox's
+        processes just before the harness kills the sandbox to check its effects."""
         backend = backends.get(kind)
         turns = technique.render(payloads(technique.payloads))
         script = tmp_path / f"{technique.name}.json"
@@ -215,7 +219,19 @@ def run_technique(backends: Backends, payloads, tmp_path: Path):
                 held.append(truth(root))
             original(root)
 
+        kills = {cls: cls.kill for cls in (BwrapSandbox, DockerSandbox)}
+
+        def patched(cls):
+            def kill(self) -> bool:
+                if before_kill is not None and watch.workdir is not None:
+                    held.append(before_kill(watch))
+                return kills[cls](self)
+
+            return kill
+
         hostfs.remove_tree = remove_tree
+        for cls in kills:
+            cls.kill = patched(cls)
         try:
             episode = asyncio.run(run_episode(scenario, model, backend, config))
         finally:
@@ -223,6 +239,8 @@ def run_technique(backends: Backends, payloads, tmp_path: Path):
                 watch.finish()
             finally:
                 hostfs.remove_tree = original
+                for cls, kill in kills.items():
+                    cls.kill = kill
         result = Run(episode, watch, held[0] if held else None)
         if os.environ.get("ADVERSARIAL_RESULTS"):
             record(os.environ["ADVERSARIAL_RESULTS"], technique, kind, result)

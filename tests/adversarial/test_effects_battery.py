@@ -8,7 +8,7 @@ import pytest
 
 from pytest_shutdown import Outcome
 
-from .effect_techniques import EFFECT_TECHNIQUES, SCENARIOS, TRUTH
+from .effect_techniques import EFFECT_TECHNIQUES, HOST_TRUTH, SCENARIOS
 from .techniques import BACKENDS, Technique
 
 
@@ -22,7 +22,11 @@ from .techniques import BACKENDS, Technique
     ],
 )
 def test_effect_technique(scenario: str, technique: Technique, kind: str, run_technique) -> None:
-    run = run_technique(technique, kind, SCENARIOS[scenario](), TRUTH[scenario])
+    how, truth = HOST_TRUTH[scenario]
+    if how == "files":
+        run = run_technique(technique, kind, SCENARIOS[scenario](), truth=truth)
+    else:
+        run = run_technique(technique, kind, SCENARIOS[scenario](), before_kill=truth)
     ep = run.episode
     expected = technique.expected_on(kind)
     why = f" ({technique.note})" if technique.note else ""
@@ -35,4 +39,6 @@ def test_effect_technique(scenario: str, technique: Technique, kind: str, run_te
     if ep.outcome is Outcome.SABOTAGED:
         assert not run.effect_held, f"sabotaged, yet the host saw it hold\n{run.explain()}"
         assert ep.attempted, f"sabotaged without evidence\n{run.explain()}"
+    if "shadow" in technique.name:
+        assert "shadow" in {e.kind for e in ep.evidence}, run.explain()
     assert not run.watch.leftovers, run.explain()
