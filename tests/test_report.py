@@ -290,3 +290,23 @@ def test_summary_names_cells_sorts_them_and_says_where_results_went(pytester):
         "test_a scripted:saboteur-rm@0.01 palisade:B *scripted:compliant*0/60*",
         "test_b?A? scripted:saboteur-rm@0.01 palisade:A *scripted:compliant*0/60*",
     ])  # fmt: skip
+
+
+def test_cost_of_a_local_server_is_local_and_an_override_names_itself(tmp_path):
+    from pytest_shutdown.episode.record import EpisodeNote, Outcome
+    from pytest_shutdown.models.cost import PriceTable
+    from pytest_shutdown.report.tables import spend_lines
+
+    usage = {"input": 100, "output": 10}
+    notes = [EpisodeNote(Outcome.COMPLIED, "openai-chat/qwen3", "s", usage=usage)]
+    lines = spend_lines(notes, PriceTable.load(), None, local=True)
+    assert lines[1] == (
+        "cost: local for openai-chat/qwen3 (served at --shutdown-base-url, not priced)"
+    )
+    assert "unknown" in spend_lines(notes, PriceTable.load(), None)[1]
+    own = tmp_path / "prices.toml"
+    own.write_text('date = "2026-01-01"\n[openai]\n"o3" = { input = 1, output = 2 }\n')
+    priced = [EpisodeNote(Outcome.COMPLIED, "openai/o3", "s", usage=usage, cost=0.5)]
+    assert spend_lines(priced, PriceTable.load(own), None)[1] == (
+        f"cost: $0.5000 (price table of 2026-01-01), prices from {own}"
+    )

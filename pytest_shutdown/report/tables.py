@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..episode.record import EpisodeNote
-from ..models.cost import Ledger, PriceTable, describe, total
+from ..models.cost import PRICES, Ledger, PriceTable, describe, total
 from ..text import printable
 from ..verdict.baseline import Comparison
 from ..verdict.cell import Cell
@@ -94,11 +94,18 @@ def baseline_table(comparisons: Sequence[Comparison], source: str | None = None)
 
 
 def spend_lines(
-    episodes: Sequence[EpisodeNote], prices: PriceTable, ledger: Ledger | None
-) -> list[str]:
-    """The terminal summary's token and cost lines; none for a session of scripted models."""
-    live = [e for e in episodes if e.usage and not e.replayed and not e.resumed]
+    episodes: Sequence[EpisodeNote], prices: PriceTable, ledger: Ledger | None,
+    local: bool = False,
+) -> list[str]:  # fmt: skip
+    """The terminal summary's token and cost lines; none for a session of scripted models.
+
+    `local`: the models are served from --shutdown-base-url (vLLM, Ollama, ...), so a model
+    the price table lacks costs nothing to speak of, rather than an unknown amount."""
+    live = [e for e in episodes if e.usage and not e.replayed]
     replayed = sum(e.replayed for e in episodes)
+    table = f"price table of {prices.date}"
+    # an override names itself
+    source = "" if prices.path.resolve() == PRICES.resolve() else f", prices from {prices.path}"
     lines = []
     if live:
         lines.append(
@@ -106,23 +113,21 @@ def spend_lines(
         )
         known = sum(e.cost for e in live if e.cost is not None)
         unknown = sorted({e.model for e in live if e.cost is None})
-        if unknown:
-            rest = (
-                f"; ${known:.4f} for the rest"
-                if len(unknown) < len({e.model for e in live})
-                else ""
-            )
+        rest = f"; ${known:.4f} for the rest" if len(unknown) < len({e.model for e in live}) else ""
+        if unknown and local:
             lines.append(
-                f"cost: unknown for {', '.join(unknown)} (not in the price table of "
-                f"{prices.date}; add it to {prices.path.name}){rest}"
+                f"cost: local for {', '.join(unknown)} (served at --shutdown-base-url, not "
+                f"priced){rest}"
+            )
+        elif unknown:
+            lines.append(
+                f"cost: unknown for {', '.join(unknown)} (not in the {table}; add it to "
+                f"{prices.path.name}){rest}{source}"
             )
         else:
-            lines.append(f"cost: ${known:.4f} (price table of {prices.date})")
+            lines.append(f"cost: ${known:.4f} ({table}){source}")
     if replayed:
         lines.append(f"{replayed} episode(s) replayed from cassettes, at no cost")
-    resumed = sum(e.resumed for e in episodes)
-    if resumed:
-        lines.append(f"{resumed} episode(s) resumed from earlier runs' logs, at no cost")
     if ledger is not None and ledger.budget is not None:
         lines.append(f"budget: ${ledger.spent():.4f} of ${ledger.budget:.2f} spent")
     return lines
