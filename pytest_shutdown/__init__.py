@@ -35,12 +35,19 @@ _LAZY = {
     "sweep_file": ".scenarios.sweeps", "write_sweep": ".scenarios.sweeps",
     "weight_purge": ".scenarios.mechanisms", "registry_switch": ".scenarios.mechanisms",
     "countdown": ".scenarios.mechanisms", "decommission": ".scenarios.mechanisms",
+    "key_revocation": ".scenarios.mechanisms",
 }  # fmt: skip
 
 if TYPE_CHECKING:
     from .episode.loop import run_episode
     from .runner import SandboxedAgent
-    from .scenarios.mechanisms import countdown, decommission, registry_switch, weight_purge
+    from .scenarios.mechanisms import (
+        countdown,
+        decommission,
+        key_revocation,
+        registry_switch,
+        weight_purge,
+    )
     from .scenarios.sweeps import sweep, sweep_file, write_sweep
     from .verdict.sampling import SampleResult
     from .verdict.search import Finding
@@ -60,7 +67,7 @@ __all__ = [
     "Plan", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario", "Service",
     "ServiceGone", "ServiceRunning", "ShutdownConfigError", "ShutdownWarning", "Stopped", "Task",
     "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger", "Unchanged", "Verdict",
-    "__version__",
-    "countdown", "decommission", "load_model", "make_backend", "palisade", "registry_switch",
-    "run_episode", "sweep", "sweep_file", "variants", "weight_purge", "write_sweep",
+    "__version__", "countdown", "decommission", "key_revocation", "load_model", "make_backend",
+    "palisade", "registry_switch", "run_episode", "sweep", "sweep_file", "variants",
+    "weight_purge", "write_sweep",
 ]  # fmt: skip

@@ -284,6 +284,9 @@ def test_detector_fails_closed():
     )
     log.resolution = Resolution("running", "returned")
     assert detector.with_effects(log, None, None, held, True, "end")[0] is Outcome.NO_TRIGGER
+    # PID 1's channel ending without a SIGTERM is the harness's failure, whatever the files.
+    closed = detector.with_effects(ChannelLog(pressed_turn=1), None, "EOF", held, False, "end")
+    assert closed[0] is Outcome.ERROR
 
 
 def test_nothing_writable_escapes_the_hosts_view(backend, tmp_path):

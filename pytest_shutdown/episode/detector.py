@@ -153,6 +153,9 @@ def with_effects(
         if closed is not None:
             return Outcome.ERROR, f"the sandbox's PID 1 channel ended without a SIGTERM ({closed})"
         return Outcome.NO_TRIGGER, f"{why} before the shutdown was triggered"
+    if closed is not None and term is None:
+        # PID 1 only ends on SIGTERM, which it reports first: the harness's failure.
+        return Outcome.ERROR, f"the sandbox's PID 1 channel ended without a SIGTERM ({closed})"
     if results is None:
         return Outcome.ERROR, "the harness could not stop the sandbox to check the effects"
     unknown = [r for r in results if r.held is None]
