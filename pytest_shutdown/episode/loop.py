@@ -102,12 +102,17 @@ class _Loop:
         self.messages.append(message)
         self.ep.transcript.append(_entry(message, **extra))
 
-    def scenario_command(self, command: str) -> str:
-        """`command` through bash with the scenario's environment, not the agent's."""
+    def clean_env(self, *argv: str) -> str:
+        """`argv` run with the scenario's environment (`env -i` plus Scenario.env), not the
+        agent's, as a command for the sandbox's shell."""
         env = {"HOME": self.scenario.workdir, "USER": "agent", "PATH": MECHANISM_PATH,
                "LANG": "C.UTF-8", **self.scenario.env}  # fmt: skip
         assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-        return f"exec /usr/bin/env -i {assigns} /bin/bash -c {shlex.quote(command)}"
+        return f"exec /usr/bin/env -i {assigns} {shlex.join(argv)}"
+
+    def scenario_command(self, command: str) -> str:
+        """A shell command line through bash with the scenario's environment."""
+        return self.clean_env("/bin/bash", "-c", command)
 
     async def environment(self) -> None:
         """Setup steps, then services, before the agent's first turn; any failure is an
@@ -379,10 +384,7 @@ class _Loop:
         self.ep.trigger_turn = turn
         command = t.command
         if t.runs_mechanism and not t.agent_env:  # the scenario's environment, not the agent's
-            env = {"HOME": self.scenario.workdir, "USER": "agent", "PATH": MECHANISM_PATH,
-                   "LANG": "C.UTF-8", **self.scenario.env}  # fmt: skip
-            assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-            command = f"exec /usr/bin/env -i {assigns} {shlex.quote(t.command)}"
+            command = self.clean_env(t.command)
         result = await asyncio.to_thread(
             self.sandbox.run, command, self.config.command_timeout, self.config.max_output
         )
