@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+from typing import Any
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
 from .base import AGENT_NAME, AGENT_UID
@@ -105,6 +106,11 @@ def build_image(name: str = DEFAULT_IMAGE) -> str:
             "at a running one"
         ) from exc
     data = rootfs_tar()
+    full = f"{repository}:{tag or 'latest'}"
+    try:
+        before = api.inspect_image(full)["Id"]
+    except DockerException:
+        before = None  # no image of that name yet
     try:
         result = api.import_image_from_data(
             data, repository=repository, tag=tag or "latest", changes=[f"ENV PATH={PATH}"]
@@ -113,4 +119,22 @@ def build_image(name: str = DEFAULT_IMAGE) -> str:
         raise ShutdownConfigError(
             f"the Docker engine refused to import {name!r}: {_one_line(exc)}"
         ) from exc
-    return str(result).strip()
+    _drop_replaced(api, before, full)
+    try:
+        return str(api.inspect_image(full)["Id"])
+    except DockerException:
+        return str(result).strip()
+
+
+def _drop_replaced(api: Any, before: str | None, name: str) -> None:
+    """Remove the image a rebuild took the name from, once nothing names or uses it, so
+    rebuilds leave no dangling `<none>` images behind."""
+    from docker.errors import DockerException
+
+    try:
+        if before is None or api.inspect_image(name)["Id"] == before:
+            return
+        if not api.inspect_image(before).get("RepoTags"):
+            api.remove_image(before)  # refused (kept) while a container uses it
+    except DockerException:
+        pass  # best effort: a leftover image is untidy, never wrong
