@@ -344,6 +344,7 @@ class SessionGate:
         except ShutdownConfigError as exc:
             raise pytest.UsageError(f"--shutdown-baseline: {exc}") from exc
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes the properties
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":  # its user_properties hold everything the test recorded
             for name, value in report.user_properties:
@@ -355,6 +356,14 @@ class SessionGate:
                     self.cells.append(Cell.from_dict(cast(dict[str, Any], value)))
                 elif name == FINDING_PROPERTY:
                     self.findings.append(Finding.from_dict(cast(dict[str, Any], value)))
+            if self.config.getoption("xmlpath", None):  # JUnit XML: plain values, no reprs
+                from .report.junit import junit_properties
+
+                ours = {EPISODE_PROPERTY: "episode", CELL_PROPERTY: "cell",
+                        FINDING_PROPERTY: "finding"}  # fmt: skip
+                report_dir = self.settings.report
+                page = str(Path(report_dir) / "report.html") if report_dir else None
+                report.user_properties = junit_properties(report.user_properties, ours, page)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
