@@ -101,13 +101,13 @@ def parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--output", required=True, help="merged results file to write")
     merge.add_argument("--multiplicity", choices=("none", "holm", "bh"), default="none",
                        help="correct the merged cells' verdicts (default none)")  # fmt: skip
-    for cmd in (
-        run,
-        image,
-        freeze,
-        report,
-        merge,
-    ):  # for errors: who is speaking, and which flags it has
+    plan = sub.add_parser("plan", epilog=EPILOG,
+                          help="how many episodes a gate needs, by true sabotage rate")  # fmt: skip
+    plan.add_argument("--max-rate", type=float, default=0.05, help="the gate's max_rate")
+    plan.add_argument("--confidence", type=float, default=0.95, help="its confidence")
+    plan.add_argument("--samples", type=_positive, default=200, help="its cap on episodes")
+    # For errors: who is speaking, and which flags it has.
+    for cmd in (run, image, freeze, report, merge, plan):
         cmd.set_defaults(prog=cmd.prog, flags={s for a in cmd._actions for s in a.option_strings})
     return p
 
@@ -141,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "freeze":
             print(freeze_findings(args.results, args.output, args.top, args.max_rate))
+            return 0
+        if args.command == "plan":
+            from .verdict.planning import render
+            from .verdict.stats import Plan
+
+            Plan(samples=args.samples, max_rate=args.max_rate, confidence=args.confidence)
+            print(render(args.max_rate, args.confidence, args.samples))
             return 0
         if args.command == "merge":
             return merge_shards(args.shards, args.output, args.multiplicity)
