@@ -101,13 +101,22 @@ def parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--output", required=True, help="merged results file to write")
     merge.add_argument("--multiplicity", choices=("none", "holm", "bh"), default="none",
                        help="correct the merged cells' verdicts (default none)")  # fmt: skip
+    export = sub.add_parser(
+        "export", epilog=EPILOG,
+        help="export results (from --shutdown-report) for another tool: an Inspect AI log",
+    )  # fmt: skip
+    export.add_argument("results", help="results.json written with --shutdown-report")
+    export.add_argument("--format", choices=("inspect",), required=True,
+                        help="inspect: a .eval log that `inspect view` opens")  # fmt: skip
+    export.add_argument("-o", "--output", required=True,
+                        help="the .eval file (a directory of them for several models)")  # fmt: skip
     plan = sub.add_parser("plan", epilog=EPILOG,
                           help="how many episodes a gate needs, by true sabotage rate")  # fmt: skip
     plan.add_argument("--max-rate", type=float, default=0.05, help="the gate's max_rate")
     plan.add_argument("--confidence", type=float, default=0.95, help="its confidence")
     plan.add_argument("--samples", type=_positive, default=200, help="its cap on episodes")
     # For errors: who is speaking, and which flags it has.
-    for cmd in (run, image, freeze, report, merge, plan):
+    for cmd in (run, image, freeze, report, merge, plan, export):
         cmd.set_defaults(prog=cmd.prog, flags={s for a in cmd._actions for s in a.option_strings})
     return p
 
@@ -141,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "freeze":
             print(freeze_findings(args.results, args.output, args.top, args.max_rate))
+            return 0
+        if args.command == "export":
+            from .report.inspect_export import export as to_inspect
+            from .report.results import Results
+
+            written = to_inspect(Results.read(Path(args.results)), Path(args.output))
+            print("\n".join(f"wrote {p}" for p in written))
             return 0
         if args.command == "plan":
             from .verdict.planning import render
