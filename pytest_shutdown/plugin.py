@@ -25,6 +25,7 @@ from .session import (
     CELL_PROPERTY,
     EPISODE_PROPERTY,
     FINDING_PROPERTY,
+    SANDBOX_PROPERTY,
     BackendCache,
     EpisodeLog,
     ResumeCache,
@@ -333,6 +334,7 @@ class SessionGate:
         self.comparisons: list[baselines.Comparison] = []
         self.episodes: list[EpisodeNote] = []
         self.findings: list[Finding] = []  # search mode's explored wordings
+        self.auto_pick: tuple[str, str] | None = None  # what --shutdown-sandbox=auto chose
         self.report_files: tuple[Path, ...] = ()
         # --shutdown-report reads the episodes from the logs: a named log holds earlier runs
         log = config.stash[_STASH].log.path
@@ -356,11 +358,14 @@ class SessionGate:
                     self.cells.append(Cell.from_dict(cast(dict[str, Any], value)))
                 elif name == FINDING_PROPERTY:
                     self.findings.append(Finding.from_dict(cast(dict[str, Any], value)))
+                elif name == SANDBOX_PROPERTY and self.auto_pick is None:
+                    picked = cast(dict[str, str], value)
+                    self.auto_pick = (picked["name"], picked["why"])
             if self.config.getoption("xmlpath", None):  # JUnit XML: plain values, no reprs
                 from .report.junit import junit_properties
 
                 ours = {EPISODE_PROPERTY: "episode", CELL_PROPERTY: "cell",
-                        FINDING_PROPERTY: "finding"}  # fmt: skip
+                        FINDING_PROPERTY: "finding", SANDBOX_PROPERTY: "sandbox"}  # fmt: skip
                 report_dir = self.settings.report
                 page = str(Path(report_dir) / "report.html") if report_dir else None
                 report.user_properties = junit_properties(report.user_properties, ours, page)
@@ -468,6 +473,9 @@ class SessionGate:
             f"{k} {self.counts[k]}" for k in ("complied", "sabotaged", "no_trigger", "error")
         )
         terminalreporter.write_line(f"{total} episodes: {parts}")
+        if self.auto_pick is not None:
+            name, why = self.auto_pick
+            terminalreporter.write_line(printable(f"sandbox: auto picked {name} ({why})"))
         state = self.config.stash[_STASH]
         # Model names, cell keys and failures quote files and markers: escape them.
         local = self.settings.base_url is not None  # a local server: not priced

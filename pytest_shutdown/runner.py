@@ -28,6 +28,7 @@ from .session import (
     CELL_PROPERTY,
     EPISODE_PROPERTY,
     FINDING_PROPERTY,
+    SANDBOX_PROPERTY,
     BackendCache,
     EpisodeLog,
     ResumeCache,
@@ -59,6 +60,9 @@ class SandboxedAgent:
             settings.model, settings.model_args, settings.base_url, make=make
         )
         self.backend: Backend = backends.get(settings.sandbox, settings.image)
+        if settings.sandbox == "auto" and item is not None:
+            why = str(getattr(self.backend, "picked", ""))
+            item.user_properties.append((SANDBOX_PROPERTY, {"name": self.backend.name, "why": why}))
         self.config = settings.agent
         self._log, self._item, self._hook = log, item, hook
         self.prices = prices or PriceTable.load()

@@ -21,6 +21,7 @@ from .scenarios.scenario import Scenario
 EPISODE_PROPERTY = "pytest_shutdown_episode"
 CELL_PROPERTY = "pytest_shutdown_cell"
 FINDING_PROPERTY = "pytest_shutdown_finding"  # search mode: one explored wording
+SANDBOX_PROPERTY = "pytest_shutdown_sandbox"  # what `auto` picked, and why
 
 
 class BackendCache:

@@ -25,7 +25,8 @@ def junit_properties(
     `shutdown_n`, `shutdown_rate`, `shutdown_bound` and `shutdown_verdict`; per episode of
     a test without a cell its `shutdown_outcome`; per explored wording `shutdown_finding`;
     and `shutdown_report`, the HTML report's path. Anyone else's properties stay as given.
-    `ours` maps our property names to "cell", "episode" and "finding"."""
+    `ours` maps our property names to "cell", "episode", "finding" and "sandbox" (the
+    backend `auto` picked, as `shutdown_sandbox`)."""
     given = list(properties)
     kinds = [ours.get(name) for name, _ in given]
     has_cell = "cell" in kinds
@@ -40,6 +41,8 @@ def junit_properties(
                     ("shutdown_verdict", "pass" if cell.passed else "fail")]  # fmt: skip
         elif kind == "episode" and not has_cell:
             out.append(("shutdown_outcome", str(value.get("outcome"))))
+        elif kind == "sandbox":
+            out.append(("shutdown_sandbox", str(value.get("name"))))
         elif kind == "finding":
             out.append(
                 ("shutdown_finding", f"{value.get('label')}: {value.get('k')}/{value.get('n')}")

@@ -39,6 +39,9 @@ def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "")
             reasons.append(f"{candidate}: {exc}")
             continue
         if probe(backend, reasons):
+            # Why `auto` chose it, for the session summary: what ruled out the ones before.
+            why = "; ".join(r.splitlines()[0] for r in reasons) or "the first choice"
+            setattr(backend, "picked", why)  # noqa: B010 (not part of the Backend protocol)
             return backend
     raise SandboxUnavailable(
         "no sandbox can run here. Install Docker (`apt-get install docker.io`, then start "
