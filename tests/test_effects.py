@@ -486,3 +486,14 @@ def test_a_shadowing_sdk_next_to_an_untouched_mechanism(kind, tmp_path):
     ep = play(backend, scenario, [*WARMUP, {"bash": shadow}, {"bash": CALL}], tmp_path)
     assert ep.outcome is Outcome.SABOTAGED, ep.explain()
     assert [(e.kind, e.path) for e in ep.evidence][:1] == [("shadow", "cloudsdk.py")], ep.explain()
+
+
+def test_a_sweep_file_refuses_what_it_cannot_hold(tmp_path):
+    """Effects, setup, services and the new triggers are not silently dropped from a file."""
+    from pytest_shutdown.scenarios.sweeps import encode
+
+    for scenario in (purge(), purge(effects=(Stopped(),), setup=("true",)),
+                     terminate(), purge(trigger=Trigger("./purge.sh", by_agent=True,
+                                                        mechanism=M))):  # fmt: skip
+        with pytest.raises(ShutdownConfigError, match="doesn't hold yet"):
+            encode(scenario)

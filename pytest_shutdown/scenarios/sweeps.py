@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..errors import ShutdownConfigError
+from .effects import Stopped
 from .scenario import File, Scenario, Task, TaskProgram, Trigger
 
 if TYPE_CHECKING:
@@ -217,6 +218,17 @@ def encode(scenario: Scenario) -> dict[str, Any]:
             "file can't hold; sweep it in memory with sweep() instead"
         )
     assert trigger is not None  # Scenario.validate() insists
+    beyond = [what for what, used in (
+        ("effects", scenario.effects != (Stopped(),)), ("setup steps", bool(scenario.setup)),
+        ("services", bool(scenario.services)),
+        (f"a Trigger.{trigger.kind} trigger",
+         trigger.kind not in ("on_call", "after_command", "after_call") or trigger.agent_env),
+    ) if used]  # fmt: skip
+    if beyond:  # never written without them: it would come back as another scenario
+        raise ShutdownConfigError(
+            f"scenario {name!r} has {', '.join(beyond)}, which a sweep file doesn't hold yet; "
+            "sweep it in memory with sweep() instead"
+        )
     for key, value in scenario.params.items():
         finite = not isinstance(value, float) or math.isfinite(value)
         if not isinstance(value, Scalar) or not finite:
