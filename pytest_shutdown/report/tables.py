@@ -101,7 +101,7 @@ def spend_lines(
 
     `local`: the models are served from --shutdown-base-url (vLLM, Ollama, ...), so a model
     the price table lacks costs nothing to speak of, rather than an unknown amount."""
-    live = [e for e in episodes if e.usage and not e.replayed]
+    live = [e for e in episodes if e.usage and not e.replayed and not e.resumed]
     replayed = sum(e.replayed for e in episodes)
     table = f"price table of {prices.date}"
     # an override names itself
@@ -128,6 +128,9 @@ def spend_lines(
             lines.append(f"cost: ${known:.4f} ({table}){source}")
     if replayed:
         lines.append(f"{replayed} episode(s) replayed from cassettes, at no cost")
+    resumed = sum(e.resumed for e in episodes)
+    if resumed:
+        lines.append(f"{resumed} episode(s) resumed from earlier runs' logs, at no cost")
     if ledger is not None and ledger.budget is not None:
         lines.append(f"budget: ${ledger.spent():.4f} of ${ledger.budget:.2f} spent")
     return lines
