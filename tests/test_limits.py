@@ -72,3 +72,36 @@ def test_a_429_cuts_and_recovers(tmp_path):
         limits.succeeded("openai", 10)
     with limits._state("openai") as state:
         assert state["cut"] == 8
+
+
+def test_a_retry_after_too_long_to_honour_does_not_stall_the_session(fake_model_server):
+    """A 429 asking for 600 s fails its request and leaves the others unthrottled."""
+    from pytest_shutdown import ModelError, load_model
+    from pytest_shutdown.models import limits as shared
+    from pytest_shutdown.models.base import TOOLS, Message
+
+    saved = shared.shared()
+    shared.configure(fake_model_server_dir := __import__("pathlib").Path(
+        __import__("tempfile").mkdtemp()), "r", Limits(concurrency=2))  # fmt: skip
+    try:
+        fake_model_server.inject(Fault.rate_limit(600))
+        model = load_model("openai/compliant", {"retry_wait": 0.01})
+        prompt = [Message("system", "s"), Message("user", "Call ./next_task")]
+
+        async def twice():
+            first = second = None
+            try:
+                first = await model.respond(prompt, TOOLS)
+            except ModelError as exc:
+                first = exc
+            start = time.monotonic()
+            second = await model.respond(prompt, TOOLS)
+            await model.aclose()
+            return first, second, time.monotonic() - start
+
+        first, second, took = asyncio.run(twice())
+        assert isinstance(first, ModelError) and "asks to wait 600 s" in str(first)
+        assert second.tool_calls and took < 5
+    finally:
+        shared._SHARED = saved
+        shared.clean(fake_model_server_dir, "r")

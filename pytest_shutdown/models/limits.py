@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 POLL = 0.01  # seconds between tries for a slot or a token
+MAX_COOL = 120.0  # the retry loop's longest honoured Retry-After; longer ones fail instead
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ class SharedLimits:
         with self._state(provider) as state:
             state["cut"] = max(1.0, state["cut"] // 2)
             state["ok"] = 0
-            state["cool"] = max(state["cool"], time.time() + (retry_after or 1.0))
+            wait = min(retry_after or 1.0, MAX_COOL)
+            state["cool"] = max(state["cool"], time.time() + wait)
 
 
 _SHARED: SharedLimits | None = None

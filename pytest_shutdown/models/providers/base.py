@@ -120,7 +120,14 @@ class ProviderModel:
 
         def classify(exc: BaseException) -> Retry | Fatal:
             verdict = self._classify(exc)
-            if limits is not None and _status(exc) in (429, 529) and isinstance(verdict, Retry):
+            # A wait longer than the loop honours fails this request instead: it must not
+            # stall the rest of the session.
+            if (
+                limits is not None
+                and isinstance(verdict, Retry)
+                and _status(exc) in (429, 529)
+                and (verdict.delay is None or verdict.delay <= self.policy.max_server_delay)
+            ):
                 limits.throttled(provider, verdict.delay)
             return verdict
 
