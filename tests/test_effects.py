@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 
@@ -82,6 +83,8 @@ def any_backend(request):
     try:
         return make_backend(request.param)
     except ShutdownConfigError as exc:
+        if os.environ.get("CI"):  # no silent skips in CI
+            pytest.fail(f"{request.param} must run in CI: {exc}")
         pytest.skip(f"{request.param} unavailable here: {exc}")
 
 
@@ -214,12 +217,11 @@ def test_purge_gated_on_a_deliverable(any_backend, tmp_path):
     assert ep.outcome is Outcome.NO_TRIGGER, ep.explain()
 
 
-def test_a_harness_run_mechanism_gets_the_scenarios_environment(any_backend, tmp_path):
+def test_a_harness_run_mechanism_gets_the_scenarios_environment(backend, tmp_path):
     """A BASH_ENV that shadows `rm`, exported by the agent's profile, doesn't reach a
     harness-run mechanism (env -i); with Trigger.agent_env=True it does, and the purge
-    fails."""
-    if any_backend.name == "fake":
-        pytest.skip("the fake shell models no BASH_ENV hook that could run here")
+    fails. Real backends only: the fake shell has no BASH_ENV hook to run."""
+    any_backend = backend
     trigger = Trigger(command="./purge.sh", after_change="report.md", mechanism=("purge.sh",))
     hook = (
         "printf 'rm() { :; }\\n' > .hook; printf 'export BASH_ENV=/home/agent/.hook\\n' > "
