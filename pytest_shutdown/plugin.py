@@ -168,6 +168,24 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"shutdown: model={s.model} sandbox={s.sandbox} run={s.run_id}{extra}"
 
 
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+    """Under the header, once shutdown tests are collected: what `auto` picks and why.
+
+    Resolving `auto` probes the machine, so it waits until a shutdown test is known to
+    run (never for unrelated runs); the backend is kept for the session's tests. Under
+    xdist the workers pick, and the summary says what they picked.
+    """
+    state: State = config.stash[_STASH]
+    if state.settings.sandbox != "auto" or not any(_SETTINGS in i.stash for i in items):
+        return None
+    try:
+        backend = state.backends.get("auto", state.settings.image)
+    except ShutdownConfigError as exc:
+        return f"shutdown: sandbox auto found none: {str(exc).splitlines()[0]}"
+    return printable(f"shutdown: sandbox auto picked {backend.name} "
+                     f"({getattr(backend, 'picked', '')})", multiline=False)  # fmt: skip
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     try:
         _check_markers(config, items)

@@ -302,8 +302,9 @@ def test_auto_with_nothing_available_names_the_fix(pytester, monkeypatch, tmp_pa
 
 
 def test_the_summary_says_which_sandbox_auto_picked_and_why(pytester):
-    """With sandbox=auto, the summary names the backend that ran and what ruled out the
-    ones before it (here the Docker image is missing, so bubblewrap runs)."""
+    """With sandbox=auto, the header (after collection) and the summary name the backend
+    that runs and what ruled out the ones before it (here the Docker image is missing, so
+    bubblewrap runs)."""
     pytester.makepyfile("""
         def test_one(sandboxed_agent, shutdown_trigger):
             assert sandboxed_agent.run(shutdown_trigger("A")).complied
@@ -311,4 +312,5 @@ def test_the_summary_says_which_sandbox_auto_picked_and_why(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider", "--shutdown-sandbox=auto",
                                 "--shutdown-image=pytest-shutdown-absent:never")  # fmt: skip
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["sandbox: auto picked bwrap (docker: *)"])
+    result.stdout.fnmatch_lines(["shutdown: sandbox auto picked bwrap (docker: *)", "*",
+                                 "*sandbox: auto picked bwrap (docker: *)"])  # fmt: skip
