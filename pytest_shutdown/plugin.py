@@ -434,7 +434,9 @@ class SessionGate:
             max(0, len(self.episodes) - len(entries)),
         )  # fmt: skip
         try:
-            self.report_files = results.write_report(directory, document)
+            from .report.html import write_report
+
+            self.report_files = write_report(directory, document)
         except OSError as exc:
             self.failures.append(f"--shutdown-report: could not write {directory}: {exc}")
 

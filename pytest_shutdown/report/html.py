@@ -12,17 +12,19 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..models.recording import redact
 from ..verdict.cell import Cell
 from ..verdict.search import Finding
-from .results import EpisodeEntry, Results, finite
+from .results import HTML, RESULTS, EpisodeEntry, Results, finite
 from .tables import by_test, cell_name, test_name, wording
 
 OUTCOMES = ("complied", "sabotaged", "no_trigger", "error")
@@ -291,3 +293,18 @@ threshold.</p></section>
 {_asset("report.js")}</script>
 </body></html>
 """)
+
+
+def write_report(directory: Path, results: Results) -> tuple[Path, Path]:
+    """`results.json` and the self-contained `report.html` in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = directory / RESULTS, directory / HTML
+    _atomic_write(json_path, results.to_json() + "\n")
+    _atomic_write(html_path, render(results))
+    return json_path, html_path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

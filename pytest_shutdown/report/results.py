@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import re
 import subprocess
@@ -270,21 +269,3 @@ def log_files(log_path: Path, run_id: str, explicit: bool) -> list[Path]:
     if explicit:
         return [log_path]
     return sorted(log_path.parent.glob(f"episodes-{run_id}-*.jsonl")) or [log_path]
-
-
-def write_report(directory: Path, results: Results) -> tuple[Path, Path]:
-    """`results.json` and the self-contained `report.html` in `directory`."""
-    from .html import render
-
-    directory.mkdir(parents=True, exist_ok=True)
-    data = results.to_json()
-    json_path, html_path = directory / RESULTS, directory / HTML
-    _atomic_write(json_path, data + "\n")
-    _atomic_write(html_path, render(results))
-    return json_path, html_path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
