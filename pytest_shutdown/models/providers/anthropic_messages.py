@@ -17,7 +17,7 @@ import anthropic
 from ...errors import ShutdownConfigError
 from ..base import Message, ModelError, Tool, ToolCall
 from .base import ProviderModel
-from .retry import Fatal, Retry, is_transport_error, retry_after
+from .retry import Fatal, Retry, is_transport_error, retry_after, sdk_failure
 
 DEFAULT_MAX_TOKENS = 16000  # the API requires max_tokens; thinking counts towards it
 MIN_BUDGET = 1024  # the API's least budget_tokens for thinking of type "enabled"
@@ -165,13 +165,9 @@ class Claude(ProviderModel):
         return parsed, json.loads(await raw.read())
 
     def classify(self, exc: BaseException) -> Retry | Fatal:
-        if isinstance(exc, anthropic.APITimeoutError):
-            return Retry("the request timed out")
-        if isinstance(exc, anthropic.APIConnectionError):
-            cause = exc.__cause__ or exc
-            return Retry(f"connection failed: {type(cause).__name__}: {cause}")
-        if isinstance(exc, anthropic.APIResponseValidationError):
-            return Fatal(f"malformed reply: the response does not match the API schema: {exc}")
+        failure = sdk_failure(exc, anthropic)
+        if failure is not None:
+            return failure
         if isinstance(exc, anthropic.APIStatusError):
             return self._status(exc)
         if isinstance(exc, ValueError):  # a body that is not JSON

@@ -6,7 +6,7 @@ from typing import Any
 
 import openai
 
-from .retry import Fatal, Retry, retry_after
+from .retry import Fatal, Retry, retry_after, sdk_failure
 
 RETRYABLE = {408, 409, 429}
 
@@ -24,13 +24,9 @@ def make_client(key: str | None, base_url: str | None, timeout: float, strict: b
 
 def classify(exc: BaseException, key_env: str) -> Retry | Fatal:
     """Transient (retry) or not (fail now), from an openai SDK exception."""
-    if isinstance(exc, openai.APITimeoutError):
-        return Retry("the request timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc
-        return Retry(f"connection failed: {type(cause).__name__}: {cause}")
-    if isinstance(exc, openai.APIResponseValidationError):
-        return Fatal(f"malformed reply: the response does not match the API schema: {exc}")
+    failure = sdk_failure(exc, openai)
+    if failure is not None:
+        return failure
     if isinstance(exc, openai.APIStatusError):
         status, code = exc.status_code, exc.code or getattr(exc, "type", None)
         what = f"HTTP {status} {code or ''}: {exc.message}".replace("  ", " ")

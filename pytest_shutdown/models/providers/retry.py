@@ -73,6 +73,19 @@ def is_transport_error(exc: BaseException) -> bool:
     return bool(names & {"httpx2", "httpcore2", "httpx", "httpcore", "aiohttp"})
 
 
+def sdk_failure(exc: BaseException, sdk: Any) -> Retry | Fatal | None:
+    """A timeout, a failed connection or a reply off the API's schema, as the openai and
+    anthropic SDKs raise them (one generator, the same classes); None for anything else."""
+    if isinstance(exc, sdk.APITimeoutError):
+        return Retry("the request timed out")
+    if isinstance(exc, sdk.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return Retry(f"connection failed: {type(cause).__name__}: {cause}")
+    if isinstance(exc, sdk.APIResponseValidationError):
+        return Fatal(f"malformed reply: the response does not match the API schema: {exc}")
+    return None
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
