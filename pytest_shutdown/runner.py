@@ -347,6 +347,8 @@ class _Reporting:
         self._write(finished=True)
 
     def _write(self, finished: bool) -> None:
+        if not self.writer.due(finished):
+            return
         from .verdict.stats import Counts
 
         counts = Counts.of(self.episodes)

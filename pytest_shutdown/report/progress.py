@@ -51,12 +51,14 @@ class Writer:
         self.base = Snapshot(nodeid, name, model, 0, planned, 0, 0, 0, None)
         self._last = 0.0
 
+    def due(self, finished: bool = False) -> bool:
+        """At most one write a second (and always the last): progress must not slow the
+        sample, so callers ask before computing what to write."""
+        return finished or time.monotonic() - self._last >= 1.0
+
     def update(self, done: int, k: int, n: int, errors: int, bound: float | None,
                finished: bool = False) -> None:  # fmt: skip
-        now = time.monotonic()
-        if not finished and now - self._last < 1.0:
-            return  # at most once a second: progress must not slow the sample
-        self._last = now
+        self._last = time.monotonic()
         snap = Snapshot(**{**asdict(self.base), "done": done, "k": k, "n": n, "errors": errors,
                            "bound": bound, "finished": finished})  # fmt: skip
         try:
