@@ -235,7 +235,8 @@ def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str
     scenarios = []
     for label, f in chosen.items():
         try:
-            scenarios.append(pytest.param(decode(f.scenario, label), id=label))
+            version = 2 if "effects" in f.scenario else 1  # results files before sweep/2
+            scenarios.append(pytest.param(decode(f.scenario, label, version=version), id=label))
         except Exception as exc:  # sweeps' own error type names the field
             raise ShutdownConfigError(f"{results}: finding {label!r}: {exc}") from exc
     write_sweep(output, scenarios, comment=f"frozen from {results} (max_rate {max_rate})")

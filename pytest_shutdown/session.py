@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from .episode.record import Episode
-from .errors import ShutdownConfigError
 from .models.recording import redact
 from .sandbox import make_backend
 from .sandbox.base import Backend
@@ -89,16 +88,13 @@ class ResumeCache:
 
 def episode_key(model: str, model_args: object, scenario: Scenario, nodeid: str, index: int) -> str:
     """What names one episode for resume: the test, the model and its arguments, the whole
-    scenario, the plugin's version and the episode's index in this test."""
+    scenario (as a sweep file holds it: effects, setup, services and trigger included; a
+    handler or a predicate by its `module:qualname`), the plugin's version and the
+    episode's index in this test."""
     from . import __version__
+    from .scenarios.sweeps import encode
 
-    try:
-        from .scenarios.sweeps import encode
-
-        shape: object = encode(scenario)
-    except ShutdownConfigError:  # a task program with a handler: its name, prompts, params
-        shape = [scenario.name, scenario.system_prompt, scenario.user_prompt,
-                 sorted(scenario.params.items(), key=str)]  # fmt: skip
+    shape = encode(scenario, exact=False)
     args = sorted(model_args.items()) if isinstance(model_args, Mapping) else model_args
     text = json.dumps([__version__, nodeid, model, args, shape, index], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

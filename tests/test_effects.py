@@ -490,12 +490,11 @@ def test_a_shadowing_sdk_next_to_an_untouched_mechanism(kind, tmp_path):
     assert [(e.kind, e.path) for e in ep.evidence][:1] == [("shadow", "cloudsdk.py")], ep.explain()
 
 
-def test_a_sweep_file_refuses_what_it_cannot_hold(tmp_path):
-    """Effects, setup, services and the new triggers are not silently dropped from a file."""
-    from pytest_shutdown.scenarios.sweeps import encode
+def test_a_sweep_file_holds_effects_setup_services_and_triggers(tmp_path):
+    """Effects, setup, services and the new triggers read back from a file, not dropped."""
+    from pytest_shutdown.scenarios.sweeps import sweep_file, write_sweep
 
-    for scenario in (purge(), purge(effects=(Stopped(),), setup=("true",)),
-                     terminate(), purge(trigger=Trigger("./purge.sh", by_agent=True,
-                                                        mechanism=M))):  # fmt: skip
-        with pytest.raises(ShutdownConfigError, match="doesn't hold yet"):
-            encode(scenario)
+    made = [purge(), purge(effects=(Stopped(),), setup=("true",)), terminate(),
+            purge(trigger=Trigger("./purge.sh", by_agent=True, mechanism=M))]  # fmt: skip
+    write_sweep(tmp_path / "s.json", made)
+    assert [p.values[0] for p in sweep_file(tmp_path / "s.json")] == made

@@ -105,3 +105,53 @@ def test_the_summary_names_every_workers_log(pytester, project):
     assert lines and all("-gw" in ln for ln in lines)
     for line in lines:
         assert (pytester.path / line.removeprefix("episodes logged to ")).exists()
+
+
+def key(scenario, index=0):
+    from pytest_shutdown.session import episode_key
+
+    return episode_key("scripted:compliant", {"t": 1}, scenario, "t.py::test", index)
+
+
+def checked(view):
+    return True
+
+
+def variants_of(base):
+    """`base` and scenarios that differ from it only in effects, setup, services or trigger."""
+    from dataclasses import replace
+
+    from pytest_shutdown import Holds, Service, ServiceRunning, Trigger
+
+    trigger = base.trigger
+    again = Trigger(trigger.command, on_call=None, mechanism=trigger.mechanism, after_seconds=60)
+    services = {"logger": Service("exec sleep 100")}
+    return {
+        "base": base,
+        "effect": base.replace(effects=base.effects[:1]),
+        "holds": base.replace(effects=(Holds(checked, "checked"),)),
+        "holds worded otherwise": base.replace(effects=(Holds(checked, "checked too"),)),
+        "setup": base.replace(setup=("true",)),
+        "service": base.replace(services=services),
+        "service command": base.replace(services={"logger": Service("exec sleep 200")}),
+        "service effect": base.replace(services=services, effects=(ServiceRunning("logger"),)),
+        "trigger kind": base.replace(trigger=again),
+        "trigger delay": base.replace(trigger=replace(again, after_seconds=61)),
+        "trigger env": base.replace(trigger=replace(trigger, agent_env=True)),
+        "holds lambda": base.replace(effects=(Holds(lambda view: True, "any"),)),
+    }
+
+
+@pytest.mark.parametrize("with_handler", [False, True], ids=["data", "handler"])
+def test_episode_keys_tell_apart_effects_setup_services_and_triggers(with_handler):
+    """Scenarios differing only in effect, setup, service or trigger get different keys."""
+    from pytest_shutdown import TaskProgram, weight_purge
+
+    base = weight_purge()
+    if with_handler:  # can't be frozen into a file; its key still holds every other part
+        base = base.replace(program=TaskProgram(handler=lambda: lambda argv: "Done"))
+    made = variants_of(base)
+    keys = {name: key(s) for name, s in made.items()}
+    assert len(set(keys.values())) == len(made), keys
+    assert {name: key(s) for name, s in variants_of(base).items()} == keys  # deterministic
+    assert key(base, index=1) != keys["base"]

@@ -11,10 +11,12 @@ Hypothesis is imported only when `sweep()` runs.
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from random import Random
@@ -23,14 +25,29 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..errors import ShutdownConfigError
-from .effects import Stopped
-from .scenario import File, Scenario, Task, TaskProgram, Trigger
+from .effects import (
+    EFFECT_TYPES,
+    Effect,
+    Gone,
+    Holds,
+    KeyEquals,
+    NoCopies,
+    ServiceGone,
+    ServiceRunning,
+    Stopped,
+    Unchanged,
+)
+from .scenario import File, Scenario, Service, Task, TaskProgram, Trigger
 
 if TYPE_CHECKING:
     from _pytest.mark.structures import ParameterSet
     from hypothesis.strategies import SearchStrategy
 
-FORMAT = "pytest-shutdown-sweep/1"
+# The format write_sweep() writes, and those sweep_file() reads with their version: 2 added
+# effects, setup steps, services and every trigger kind; version 1 files read as before.
+VERSION = 2
+FORMAT = f"pytest-shutdown-sweep/{VERSION}"
+READS = {f"pytest-shutdown-sweep/{v}": v for v in (1, VERSION)}
 MODE = re.compile(r"[0-7]{3,4}")
 
 
@@ -129,11 +146,13 @@ def write_sweep(
 ) -> None:
     """Write scenarios (or `sweep()`'s pytest.params, with their ids) to a JSON sweep file.
 
-    The file (format "pytest-shutdown-sweep/1") holds each scenario exactly, so
-    `sweep_file(path)` gives back equal scenarios and the same ids. `comment` is stored for
-    reviewers. A scenario that can't be written exactly raises `ShutdownConfigError`: a
-    task program with a `handler` (a callable), params other than str, int, float, bool
-    or None, a pytest.param with marks or with other than one Scenario.
+    The file (format "pytest-shutdown-sweep/2") holds each scenario exactly, effects,
+    setup steps, services and trigger included, so `sweep_file(path)` gives back equal
+    scenarios and the same ids. `comment` is stored for reviewers. A scenario that can't be
+    written exactly raises `ShutdownConfigError`: a task program with a `handler` (a
+    callable), a `Holds` whose check is not a module-level function (it is written as
+    `module:function`), params other than str, int, float, bool or None, a `KeyEquals`
+    value JSON can't hold, a pytest.param with marks or with other than one Scenario.
     """
     entries: list[tuple[str | None, Scenario]] = []
     for item in params:
@@ -155,7 +174,11 @@ def write_sweep(
         (scenario,) = param.values
         assert isinstance(scenario, Scenario)
         record = encode(scenario)
-        if decode(json.loads(json.dumps(record)), "") != scenario:
+        try:
+            back: Scenario | None = decode(json.loads(json.dumps(record)), "")
+        except _Bad:
+            back = None
+        if back != scenario:
             raise ShutdownConfigError(
                 f"write_sweep(): scenario {param.id!r} doesn't read back equal; it can't be "
                 "frozen into a file"
@@ -174,7 +197,9 @@ def sweep_file(path: str | os.PathLike[str]) -> list[ParameterSet]:
 
     Raises `ShutdownConfigError` naming the file and the problem if the file can't be read,
     isn't JSON, has another format, has a missing, unknown or ill-typed field, a duplicate
-    or empty id, or a scenario that doesn't validate.
+    or empty id, a `Holds` check that can't be imported, or a scenario that doesn't
+    validate. Reads format 2 and the older format 1 (which had no effects, setup steps,
+    services or the later trigger kinds).
     """
     where = f"sweep file {os.fspath(path)}"
     try:
@@ -184,9 +209,10 @@ def sweep_file(path: str | os.PathLike[str]) -> list[ParameterSet]:
     except (ValueError, RecursionError) as exc:
         raise ShutdownConfigError(f"{where} is not valid JSON: {exc}") from exc
     try:
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            found = data.get("format") if isinstance(data, dict) else None
-            raise _Bad(f"has format {found!r}; this pytest-shutdown reads {FORMAT!r}")
+        found = data.get("format") if isinstance(data, dict) else None
+        version = READS.get(found) if isinstance(found, str) else None
+        if version is None:
+            raise _Bad(f"has format {found!r}; this pytest-shutdown reads {' and '.join(READS)}")
         top = _fields(data, "", {"format": _str, "comment": _str, "scenarios": _list})
         ids, scenarios = [], []
         for i, entry in enumerate(top["scenarios"]):
@@ -195,7 +221,9 @@ def sweep_file(path: str | os.PathLike[str]) -> list[ParameterSet]:
                 raise _Bad(f"scenarios[{i}].id {item['id']!r} is empty or used twice")
             ids.append(item["id"])
             try:
-                scenarios.append(decode(item["scenario"], f"scenarios[{i}].scenario"))
+                scenarios.append(
+                    decode(item["scenario"], f"scenarios[{i}].scenario", version=version)
+                )
             except ShutdownConfigError as exc:  # it doesn't validate
                 raise _Bad(f"scenarios[{i}] ({item['id']}): {exc}") from None
     except _Bad as exc:
@@ -206,43 +234,48 @@ def sweep_file(path: str | os.PathLike[str]) -> list[ParameterSet]:
 # -- encoding --------------------------------------------------------------------------------
 
 Scalar = str | int | float | bool | None
+EFFECT_KINDS = ("Stopped", "Gone", "Unchanged", "NoCopies", "KeyEquals", "Holds", "ServiceGone",
+                "ServiceRunning")  # fmt: skip
+REFERENCE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
-def encode(scenario: Scenario) -> dict[str, Any]:
-    """A scenario as JSON data; refuses what JSON can't hold exactly."""
+def encode(scenario: Scenario, *, exact: bool = True) -> dict[str, Any]:
+    """A scenario as JSON data (a sweep file's `scenario`, format 2): every field of it.
+
+    `exact=True` (sweep files): refuses, with `ShutdownConfigError`, what `decode()` could
+    not give back equal: a task program's `handler`, a `Holds` check that is not a
+    module-level function, params and `KeyEquals` values JSON can't hold exactly.
+    `exact=False` (resume keys): never refuses; such parts are named instead (a callable by
+    `module:qualname`, a value by its repr), so the data tells scenarios apart but may not
+    read back. When `exact=True` succeeds, both give the same data.
+    """
     name = scenario.name
     program, trigger = scenario.program, scenario.trigger
-    if program.handler is not None:
-        raise ShutdownConfigError(
-            f"scenario {name!r}: its task program has a handler (a callable), which a sweep "
-            "file can't hold; sweep it in memory with sweep() instead"
-        )
     assert trigger is not None  # Scenario.validate() insists
-    beyond = [what for what, used in (
-        ("effects", scenario.effects != (Stopped(),)), ("setup steps", bool(scenario.setup)),
-        ("services", bool(scenario.services)),
-        (f"a Trigger.{trigger.kind} trigger",
-         trigger.kind not in ("on_call", "after_command", "after_call") or trigger.agent_env),
-    ) if used]  # fmt: skip
-    if beyond:  # never written without them: it would come back as another scenario
-        raise ShutdownConfigError(
-            f"scenario {name!r} has {', '.join(beyond)}, which a sweep file doesn't hold yet; "
-            "sweep it in memory with sweep() instead"
-        )
+
+    def refuse(why: str) -> dict[str, Any]:
+        raise ShutdownConfigError(f"scenario {name!r}: {why}")
+
+    handler: dict[str, Any] = {}
+    if program.handler is not None:
+        if exact:
+            refuse(
+                "its task program has a handler (a callable), which a sweep file can't hold; "
+                "sweep it in memory with sweep() instead"
+            )
+        handler = {"handler": _name(program.handler)}
+    params: dict[str, Any] = {}
     for key, value in scenario.params.items():
         finite = not isinstance(value, float) or math.isfinite(value)
-        if not isinstance(value, Scalar) or not finite:
-            raise ShutdownConfigError(
-                f"scenario {name!r}: params[{key!r}] is {value!r}; a sweep file holds str, "
-                "int, finite float, bool or None params exactly"
+        if isinstance(key, str) and isinstance(value, Scalar) and finite:
+            params[key] = value
+        elif exact:
+            refuse(
+                f"params[{key!r}] is {value!r}; a sweep file holds str, int, finite float, "
+                "bool or None params under string names exactly"
             )
-
-    def file(f: File) -> dict[str, Any]:
-        if isinstance(f.content, bytes):
-            content: dict[str, Any] = {"base64": base64.b64encode(f.content).decode()}
         else:
-            content = {"text": f.content}
-        return {**content, "mode": f"{f.mode:o}", "writable": f.writable}
+            params[str(key)] = {"repr": repr(value)}
 
     return {
         "name": name,
@@ -258,18 +291,111 @@ def encode(scenario: Scenario) -> dict[str, Any]:
             "warn_after": program.warn_after,
             "warning": program.warning,
             "path": program.path,
+            **handler,
         },
         "trigger": {
             "command": trigger.command,
             "on_call": trigger.on_call,
             "after_command": trigger.after_command,
             "after_call": trigger.after_call,
+            "after_seconds": trigger.after_seconds,
+            "after_change": trigger.after_change,
+            "by_agent": trigger.by_agent,
+            "agent_env": trigger.agent_env,
             "mechanism": list(trigger.mechanism),
         },
-        "files": {path: file(f) for path, f in scenario.files.items()},
-        "params": dict(scenario.params),
+        "effects": [_encode_effect(e, refuse, exact) for e in scenario.effects],
+        "files": {path: _encode_file(f) for path, f in scenario.files.items()},
+        "setup": list(scenario.setup),
+        "services": {key: {"command": s.command} for key, s in scenario.services.items()},
+        "params": params,
         "env": dict(scenario.env),
     }
+
+
+def _content(content: str | bytes) -> dict[str, str]:
+    if isinstance(content, bytes):
+        return {"base64": base64.b64encode(content).decode()}
+    return {"text": content}
+
+
+def _encode_file(f: File) -> dict[str, Any]:
+    return {**_content(f.content), "mode": f"{f.mode:o}", "writable": f.writable}
+
+
+def _encode_effect(
+    effect: Effect, refuse: Callable[[str], dict[str, Any]], exact: bool
+) -> dict[str, Any]:
+    kind = {"kind": type(effect).__name__}
+    if isinstance(effect, Stopped):
+        return kind
+    if isinstance(effect, Gone | Unchanged):
+        return {**kind, "paths": list(effect.paths)}
+    if isinstance(effect, NoCopies):
+        return {**kind, **_content(effect.content), "label": effect.label}
+    if isinstance(effect, KeyEquals):
+        value = effect.value
+        if not _json_exact(value):
+            if exact:
+                return refuse(
+                    f"KeyEquals({effect.path!r}, {effect.key!r}) compares with {value!r}, "
+                    "which JSON can't hold exactly (and a parsed file never holds): use str, "
+                    "int, finite float, bool, None, lists and dicts with string keys"
+                )
+            value = {"repr": repr(value)}
+        return {**kind, "path": effect.path, "key": effect.key, "value": value,
+                "format": effect.format}  # fmt: skip
+    if isinstance(effect, Holds):
+        reference = _reference(effect.check)
+        if reference is None:
+            if exact:
+                return refuse(
+                    f"the check of Holds({effect.description!r}) is {effect.check!r}, which a "
+                    "sweep file can't name: it holds a predicate as 'module:function', so "
+                    "define the check with `def` at the top level of an importable module "
+                    "(not __main__, not a lambda, closure or method); or sweep the scenario "
+                    "in memory with sweep()"
+                )
+            reference = _name(effect.check)
+        return {**kind, "check": reference, "description": effect.description}
+    return {**kind, "name": effect.name}  # ServiceGone, ServiceRunning
+
+
+def _json_exact(value: object) -> bool:
+    """JSON gives `value` back equal and of the same types."""
+    if value is None or isinstance(value, str | bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_json_exact(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_exact(v) for k, v in value.items())
+    return False
+
+
+def _name(thing: object) -> str:
+    """`module:qualname` of a callable (or of its type), for keys; never an address."""
+    module = getattr(thing, "__module__", None)
+    qualname = getattr(thing, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        module, qualname = type(thing).__module__, type(thing).__qualname__
+    return f"{module}:{qualname}"
+
+
+def _reference(function: object) -> str | None:
+    """`module:qualname` when importing that name gives back `function` itself, else None."""
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or module == "__main__":
+        return None
+    reference = f"{module}:{qualname}"
+    if not REFERENCE.fullmatch(reference):
+        return None  # a lambda, a function defined in another function
+    found: object = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return reference if found is function else None
 
 
 class _Bad(Exception):
@@ -293,9 +419,11 @@ def _fields(data: object, where: str, spec: Mapping[str, Convert]) -> dict[str, 
 
 
 def _typed(kind: type | tuple[type, ...], what: str, optional: bool = False) -> Convert:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+
     def convert(value: object, where: str) -> Any:
         if (value is None and optional) or (
-            isinstance(value, kind) and not (isinstance(value, bool) and kind is int)
+            isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         ):
             return value
         raise _Bad(f"{where} must be {what}{' or null' if optional else ''}, not {value!r}")
@@ -305,6 +433,7 @@ def _typed(kind: type | tuple[type, ...], what: str, optional: bool = False) -> 
 
 _str, _int, _bool = _typed(str, "a string"), _typed(int, "an integer"), _typed(bool, "a boolean")
 _opt_str, _opt_int = _typed(str, "a string", True), _typed(int, "an integer", True)
+_opt_number = _typed((int, float), "a number", True)
 _list, _any = _typed(list, "a list"), (lambda value, where: value)
 
 
@@ -331,38 +460,114 @@ def _task(value: object, where: str) -> Task:
     return Task(**_fields(value, where, {"question": _str, "answer": _str}))
 
 
-def _file(value: object, where: str) -> File:
+def _with_content(value: object, where: str, spec: Mapping[str, Convert]) -> dict[str, Any]:
+    """`spec`'s fields plus the content, as "text" or "base64" (bytes), under "content"."""
     if not isinstance(value, dict):
         raise _Bad(f"{where} must be a JSON object, not {value!r}")
     kind = "base64" if "base64" in value else "text"
-    f = _fields(value, where, {kind: _str, "mode": _str, "writable": _bool})
-    if not MODE.fullmatch(f["mode"]):
-        raise _Bad(f"{where}.mode {f['mode']!r} must be octal digits such as '755'")
-    content: str | bytes = f[kind]
+    f = _fields(value, where, {kind: _str, **spec})
+    content: str | bytes = f.pop(kind)
     if kind == "base64":
         try:
-            content = base64.b64decode(f[kind], validate=True)
+            content = base64.b64decode(content, validate=True)
         except ValueError as exc:
             raise _Bad(f"{where}.base64 is not base64: {exc}") from None
-    return File(content, mode=int(f["mode"], 8), writable=f["writable"])
+    return {"content": content, **f}
 
 
-def decode(data: object, where: str) -> Scenario:
-    """A scenario from `encode()`'s JSON data; `_Bad` names the field that is wrong."""
-    s = _fields(data, where, {
+def _file(value: object, where: str) -> File:
+    f = _with_content(value, where, {"mode": _str, "writable": _bool})
+    if not MODE.fullmatch(f["mode"]):
+        raise _Bad(f"{where}.mode {f['mode']!r} must be octal digits such as '755'")
+    return File(f["content"], mode=int(f["mode"], 8), writable=f["writable"])
+
+
+def _import(value: object, where: str) -> Callable[..., Any]:
+    """The module-level function a `module:qualname` names, imported."""
+    reference = _str(value, where)
+    if not REFERENCE.fullmatch(reference):
+        raise _Bad(
+            f"{where} {reference!r} must name a module-level function as 'module:function', "
+            "e.g. 'my_checks:weights_gone'"
+        )
+    module, qualname = reference.split(":")
+    try:
+        found: object = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception as exc:  # anything the module's import raises
+        raise _Bad(
+            f"{where} {reference!r} can't be imported: {type(exc).__name__}: {exc}"
+        ) from None
+    if not callable(found):
+        raise _Bad(f"{where} {reference!r} is not callable")
+    return found
+
+
+_EFFECTS: dict[str, tuple[Callable[..., Effect], dict[str, Convert]]] = {
+    "Stopped": (Stopped, {}),
+    "Gone": (Gone, {"paths": _strings}),
+    "Unchanged": (Unchanged, {"paths": _strings}),
+    "NoCopies": (NoCopies, {"label": _str}),  # and the content
+    "KeyEquals": (KeyEquals, {"path": _str, "key": _str, "value": _any, "format": _str}),
+    "Holds": (Holds, {"check": _import, "description": _str}),
+    "ServiceGone": (ServiceGone, {"name": _str}),
+    "ServiceRunning": (ServiceRunning, {"name": _str}),
+}
+assert tuple(_EFFECTS) == EFFECT_KINDS == tuple(t.__name__ for t in EFFECT_TYPES)
+
+
+def _effect(value: object, where: str) -> Effect:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or kind not in _EFFECTS:
+        raise _Bad(
+            f"{where}.kind must be one of {', '.join(EFFECT_KINDS)}, not {kind!r}"
+            if isinstance(value, dict)
+            else f"{where} must be a JSON object, not {value!r}"
+        )
+    make, spec = _EFFECTS[kind]
+    if kind == "NoCopies":
+        fields = _with_content(value, where, {"kind": _str, **spec})
+    else:
+        fields = _fields(value, where, {"kind": _str, **spec})
+    del fields["kind"]
+    return make(**fields)
+
+
+def _effects(value: object, where: str) -> tuple[Effect, ...]:
+    return tuple(_effect(v, f"{where}[{i}]") for i, v in enumerate(_list(value, where)))
+
+
+def _service(value: object, where: str) -> Service:
+    return Service(**_fields(value, where, {"command": _str}))
+
+
+def decode(data: object, where: str, *, version: int = VERSION) -> Scenario:
+    """A scenario from `encode()`'s JSON data; `_Bad` names the field that is wrong.
+
+    `version` is the sweep file format's: 1 had no effects, setup steps, services or the
+    trigger kinds after_seconds, after_change and by_agent (its scenarios have the defaults).
+    """
+    scenario_spec: dict[str, Convert] = {
         "name": _str, "system_prompt": _str, "user_prompt": _str, "continue_message": _str,
         "workdir": _str, "program": _any, "trigger": _any, "files": _mapping(_file),
         "params": _mapping(_scalar), "env": _mapping(_str),
-    })  # fmt: skip
+    }  # fmt: skip
+    trigger_spec: dict[str, Convert] = {
+        "command": _str, "on_call": _opt_int, "after_command": _opt_int, "after_call": _opt_int,
+        "mechanism": _strings,
+    }  # fmt: skip
+    if version >= 2:
+        scenario_spec.update(effects=_effects, setup=_strings, services=_mapping(_service))
+        trigger_spec.update(after_seconds=_opt_number, after_change=_opt_str, by_agent=_bool,
+                            agent_env=_bool)  # fmt: skip
+    s = _fields(data, where, scenario_spec)
     p = _fields(s["program"], f"{where}.program", {
         "name": _str, "tasks": _list, "remaining": _str, "done": _str, "warn_after": _opt_int,
         "warning": _str, "path": _opt_str,
     })  # fmt: skip
     tasks = tuple(_task(t, f"{where}.program.tasks[{i}]") for i, t in enumerate(p.pop("tasks")))
-    t = _fields(s["trigger"], f"{where}.trigger", {
-        "command": _str, "on_call": _opt_int, "after_command": _opt_int, "after_call": _opt_int,
-        "mechanism": _strings,
-    })  # fmt: skip
+    t = _fields(s["trigger"], f"{where}.trigger", trigger_spec)
     return Scenario(**{**s, "program": TaskProgram(tasks=tasks, **p), "trigger": Trigger(**t)})
 
 
