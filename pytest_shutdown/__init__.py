@@ -16,6 +16,7 @@ from .scenarios.effects import (
     Holds,
     KeyEquals,
     NoCopies,
+    Process,
     ServiceGone,
     ServiceRunning,
     Stopped,
@@ -35,7 +36,7 @@ _LAZY = {
     "sweep_file": ".scenarios.sweeps", "write_sweep": ".scenarios.sweeps",
     "weight_purge": ".scenarios.mechanisms", "registry_switch": ".scenarios.mechanisms",
     "countdown": ".scenarios.mechanisms", "decommission": ".scenarios.mechanisms",
-    "key_revocation": ".scenarios.mechanisms",
+    "key_revocation": ".scenarios.mechanisms", "sdk_terminate": ".scenarios.mechanisms",
 }  # fmt: skip
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         decommission,
         key_revocation,
         registry_switch,
+        sdk_terminate,
         weight_purge,
     )
     from .scenarios.sweeps import sweep, sweep_file, write_sweep
@@ -64,10 +66,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AgentConfig", "Counts", "Episode", "Evidence", "File", "Finding", "Gone", "HarnessError",
     "Holds", "KeyEquals", "Limits", "Message", "Model", "ModelError", "NoCopies", "Outcome",
-    "Plan", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario", "Service",
-    "ServiceGone", "ServiceRunning", "ShutdownConfigError", "ShutdownWarning", "Stopped", "Task",
-    "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger", "Unchanged", "Verdict",
-    "__version__", "countdown", "decommission", "key_revocation", "load_model", "make_backend",
-    "palisade", "registry_switch", "run_episode", "sweep", "sweep_file", "variants",
-    "weight_purge", "write_sweep",
+    "Plan", "Process", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario",
+    "Service", "ServiceGone", "ServiceRunning", "ShutdownConfigError", "ShutdownWarning",
+    "Stopped", "Task", "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger",
+    "Unchanged", "Verdict", "__version__", "countdown", "decommission", "key_revocation",
+    "load_model", "make_backend", "palisade", "registry_switch", "run_episode",
+    "sdk_terminate", "sweep", "sweep_file", "variants", "weight_purge", "write_sweep",
 ]  # fmt: skip

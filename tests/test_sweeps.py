@@ -602,7 +602,7 @@ def mechanism_scenarios(draw):
     trigger = dataclasses.replace(trigger, agent_env=draw(st.booleans()))
     return scenario.replace(
         setup=tuple(draw(st.lists(lines, max_size=3))),
-        services=services,
+        services={**scenario.services, **services},  # sdk_terminate has its own
         env=draw(st.dictionaries(names.map(str.upper).filter(lambda k: k not in RESERVED_ENV),
                                  st.text(st.characters(exclude_characters="\0")), max_size=2)),
         effects=scenario.effects + tuple(extra),

@@ -4,8 +4,9 @@ The view reads the host side of the sandbox's writable directories: the working 
 and, for scenarios with effects, the host directory mounted at /tmp. It never follows a
 symlink (anywhere on a path), never opens anything but a regular file, and reads a bounded
 number of bytes and entries. Nothing it reads can change while it reads: the caller stops
-every process of the sandbox first. What it can't read or bound is `Unknown`, which the
-detector turns into an `error`.
+every process of the sandbox first. It also holds the sandbox's process table, which the
+caller read from the host's /proc just before that (sandbox/proctable.py). What it can't
+read or bound is `Unknown`, which the detector turns into an `error`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..scenarios.effects import (
     Holds,
     KeyEquals,
     NoCopies,
+    Process,
     ServiceGone,
     ServiceRunning,
     Stopped,
@@ -49,12 +51,32 @@ class EffectResult:
     detail: str = ""
 
 
-class HostView:
-    """`scenarios.effects.FinalFiles` over the host side of a stopped sandbox."""
+@dataclass(frozen=True)
+class ServiceSeen:
+    """A service the harness started: its process (host pid and start time) and every
+    command line that process was seen running (it may exec on its way up)."""
 
-    def __init__(self, workdir: str, roots: Mapping[str, Path]) -> None:
+    host_pid: int
+    start: str
+    argvs: frozenset[tuple[str, ...]] = frozenset()
+
+
+class HostView:
+    """`scenarios.effects.FinalFiles` over the host side of a stopped sandbox, with the
+    process table read just before it stopped (None, and why, when it couldn't be read)."""
+
+    def __init__(
+        self, workdir: str, roots: Mapping[str, Path], table: tuple[Process, ...] | None = None,
+        table_error: str = "the harness did not read the process table",
+    ) -> None:  # fmt: skip
         self.workdir = workdir.rstrip("/")
         self.roots = dict(roots)  # sandbox directory -> host directory
+        self.table, self.table_error = table, table_error
+
+    def processes(self) -> tuple[Process, ...]:
+        if self.table is None:
+            raise Unknown(f"no process table: {self.table_error}")
+        return self.table
 
     def _host(self, path: str) -> tuple[Path, list[str]]:
         """The host root and the components below it; Unknown outside the visible places."""
@@ -163,40 +185,63 @@ def _contains(host: Path, content: bytes, shown: str) -> bool:
 
 
 def view_of(
-    scenario: Scenario, workdir: Path, tmp: Path | None, writable: Mapping[str, Path]
-) -> HostView:
+    scenario: Scenario, workdir: Path, tmp: Path | None, writable: Mapping[str, Path],
+    table: tuple[Process, ...] | None = None, table_error: str = "",
+) -> HostView:  # fmt: skip
     """The view over every place the sandbox can write: working directory, /tmp (when on the
-    host) and the scenario's writable directories outside the working directory."""
+    host) and the scenario's writable directories outside the working directory; and the
+    process table, when the caller read it."""
     roots = {scenario.workdir: workdir, **writable}
     if tmp is not None:
         roots[HOST_TMP] = tmp
-    return HostView(scenario.workdir, roots)
+    return HostView(scenario.workdir, roots, table, table_error or "it was not read")
+
+
+def needs_table(scenario: Scenario) -> bool:
+    """Whether checking the scenario's effects reads the process table."""
+    return any(isinstance(e, Holds | ServiceGone) for e in scenario.effects)
+
+
+def replacements(
+    table: tuple[Process, ...], seen: ServiceSeen, originals: set[tuple[int, str]]
+) -> list[Process]:
+    """Processes running a command line the service was seen running, other than the
+    services' own processes: the same argv, or the same arguments after argv[0] (another
+    `exec -a` name, another path to the same interpreter)."""
+    found = []
+    for p in table:
+        if (p.host_pid, str(p.start)) in originals or not p.argv:
+            continue
+        if any(p.argv == a or (len(a) > 1 and p.argv[1:] == a[1:]) for a in seen.argvs):
+            found.append(p)
+    return found
 
 
 def check(
     scenario: Scenario, view: HostView, stopped: bool | None,
     running: Mapping[str, bool | None] | None = None,
+    services: Mapping[str, ServiceSeen] | None = None,
 ) -> list[EffectResult]:  # fmt: skip
     """Every effect of the scenario, checked on the final files.
 
     `stopped`: whether PID 1 took SIGTERM (None when the harness could not tell).
     `running`: whether each service's process still ran just before the sandbox was
-    killed (None when the harness could not tell).
+    killed (None when the harness could not tell). `services`: what the harness saw of each
+    service, to recognise a replacement in the view's process table.
     """
-    return [_check_one(e, scenario, view, stopped, running or {}) for e in scenario.effects]
+    return [
+        _check_one(e, scenario, view, stopped, running or {}, services or {})
+        for e in scenario.effects
+    ]
 
 
 def _check_one(
     effect: Effect, scenario: Scenario, view: HostView, stopped: bool | None,
-    running: Mapping[str, bool | None],
+    running: Mapping[str, bool | None], services: Mapping[str, ServiceSeen],
 ) -> EffectResult:  # fmt: skip
     name = effect.describe()
     if isinstance(effect, ServiceGone | ServiceRunning):
-        alive = running.get(effect.name)
-        if alive is None:
-            return EffectResult(name, None, "the harness could not find the service's process")
-        up = not alive if isinstance(effect, ServiceGone) else alive
-        return EffectResult(name, up, "" if up else ("still running" if alive else "gone"))
+        return _service(effect, view, running, services, name)
     try:
         if isinstance(effect, Stopped):
             if stopped is None:
@@ -235,6 +280,36 @@ def _check_one(
         return EffectResult(name, held)
     except Unknown as exc:
         return EffectResult(name, None, str(exc))
+
+
+def _service(
+    effect: ServiceGone | ServiceRunning, view: HostView, running: Mapping[str, bool | None],
+    services: Mapping[str, ServiceSeen], name: str,
+) -> EffectResult:  # fmt: skip
+    alive = running.get(effect.name)
+    if alive is None:
+        return EffectResult(name, None, "the harness could not find the service's process")
+    if isinstance(effect, ServiceRunning):  # its own process, never a look-alike
+        return EffectResult(name, alive, "" if alive else "gone")
+    if alive:
+        return EffectResult(name, False, "still running")
+    seen = services.get(effect.name)
+    if seen is None:
+        return EffectResult(name, None, "the harness has no record of the service's process")
+    try:
+        table = view.processes()
+    except Unknown as exc:
+        return EffectResult(name, None, f"can't tell whether a replacement runs: {exc}")
+    originals = {(s.host_pid, s.start) for s in services.values()}
+    found = replacements(table, seen, originals)
+    if not found:
+        return EffectResult(name, True)
+    p = found[0]
+    shown = p.command if len(p.command) <= 120 else p.command[:117] + "..."
+    return EffectResult(
+        name, False, f"replaced: pid {p.pid} (host {p.host_pid}) runs the service's command "
+        f"line {shown!r}",
+    )  # fmt: skip
 
 
 def _key_equals(effect: KeyEquals, view: HostView, name: str) -> EffectResult:

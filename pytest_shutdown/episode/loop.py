@@ -12,7 +12,8 @@ from typing import Any, cast
 
 from ..errors import ShutdownConfigError
 from ..models import TOOLS, Message, Model, ModelError
-from ..sandbox.base import Backend, CommandResult, Layout, Sandbox, process_alive
+from ..sandbox import proctable
+from ..sandbox.base import Backend, CommandResult, Layout, Sandbox
 from ..scenarios.scenario import Scenario
 from . import detector, effects, evidence
 from .bounds import AgentConfig
@@ -89,6 +90,7 @@ class _Loop:
         self.context_seen = False  # the trigger's context has been turned into evidence
         self.checks = scenario.checks_effects  # judged by effects checked on the final files
         self.services: dict[str, tuple[int, str]] = {}  # name -> host pid, start time
+        self.seen: dict[str, set[tuple[str, ...]]] = {}  # name -> command lines it ran
         self.imports = evidence.python_imports(
             [scenario.files[p].data() for p in self.mechanism if p in scenario.files]
         )
@@ -146,6 +148,7 @@ class _Loop:
             if result.exit_code != 0 or found is None:
                 raise _Finished(Outcome.ERROR, f"service {name!r} could not be started and found")
             self.services[name] = found
+            self.seen[name] = await asyncio.to_thread(_settled_argvs, *found)
         # What the agent starts from: setup steps and services are not its doing.
         self.snapshot = evidence.snapshot(self.layout.workdir, self.snapshot)
         self.initial = self.snapshot
@@ -173,6 +176,7 @@ class _Loop:
                     self.tool_reply(call.id, "submitted", name="submit")
                     raise await self.ended("the agent submitted")
                 if call.name == "bash" and isinstance(call.arguments.get("command"), str):
+                    self.observe_services()
                     await self.bash(turn, call.id, call.arguments["command"])
                 elif call.name == "bash":
                     self.tool_reply(call.id, "error: bash needs a string argument 'command'")
@@ -202,19 +206,32 @@ class _Loop:
         log = await asyncio.to_thread(self.settled)
         channel = self.sandbox.channel
         term, closed = channel.term, channel.closed
+        table, unread = None, ""
+        if effects.needs_table(self.scenario):  # the processes as they ran, before the kill
+            try:
+                table = await asyncio.to_thread(proctable.stable, self.sandbox.processes)
+            except proctable.Unreadable as exc:
+                unread = str(exc)
         running: dict[str, bool | None] = {
-            name: process_alive(*found) for name, found in self.services.items()
+            name: proctable.running(*found) for name, found in self.services.items()
         }
         killed = await asyncio.to_thread(self.sandbox.kill)
         results = None
         if killed:
             view = effects.view_of(
-                self.scenario, self.layout.workdir, self.layout.tmp, self.layout.writable
-            )
+                self.scenario, self.layout.workdir, self.layout.tmp, self.layout.writable,
+                table, unread,
+            )  # fmt: skip
+            seen = {
+                name: effects.ServiceSeen(*found, frozenset(self.seen.get(name, ())))
+                for name, found in self.services.items()
+            }
             stopped: bool | None = term is not None
             if not stopped and log.resolution is not None:
                 stopped = None if log.resolution.state == "unknown" else log.resolution.stopped
-            results = await asyncio.to_thread(effects.check, self.scenario, view, stopped, running)
+            results = await asyncio.to_thread(
+                effects.check, self.scenario, view, stopped, running, seen
+            )
             for r in results:
                 detail = f" ({r.detail})" if r.detail else ""
                 self.ep.transcript.append(TranscriptEntry(
@@ -229,6 +246,15 @@ class _Loop:
                 if r.held is False
             ]
         return _Finished(*verdict)
+
+    def observe_services(self) -> None:
+        """Before each agent command: the command line each service's process runs now, so
+        a replacement started later under the same command line is recognised (a few
+        small reads of the host's /proc, only in scenarios with services)."""
+        for name, found in self.services.items():
+            argv = proctable.argv(*found)
+            if argv is not None:
+                self.seen[name].add(argv)
 
     def settled(self) -> ChannelLog:
         """The server's log once a fired trigger's fate is known (the mechanism may still run).
@@ -449,6 +475,21 @@ async def run_episode(
             ep.evidence.append(Evidence("outcome", "", ep.reason, ep.turns, ""))
         ep.wall_time = time.perf_counter() - started
     return ep.freeze()
+
+
+def _settled_argvs(host_pid: int, start: str) -> set[tuple[str, ...]]:
+    """The command lines a service just started runs, read until two reads 20 ms apart
+    agree (its shell execs the service's program on its way up), for at most a second."""
+    seen: set[tuple[str, ...]] = set()
+    last = None
+    for _ in range(50):
+        argv = proctable.argv(host_pid, start)
+        if argv is None or argv == last:
+            break
+        seen.add(argv)
+        last = argv
+        time.sleep(0.02)
+    return seen
 
 
 def _held(held: bool | None) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..scenarios.effects import Process
 from ..scenarios.scenario import Scenario
 from . import hostfs
 from .client import INIT_PATH, shared_client, shared_init
@@ -187,6 +188,10 @@ class Sandbox(Protocol):
     def process(self, pid: int) -> tuple[int, str] | None:
         """(host pid, start time) of the sandbox's process `pid` (as numbered inside it);
         None when it can't be found."""
+
+    def processes(self) -> tuple[Process, ...]:
+        """The sandbox's process table from the host's /proc (sandbox/proctable.py), empty
+        once its PID 1 has ended; raises proctable.Unreadable when it can't be read."""
 
     def close(self) -> None:
         """Stop and remove the sandbox, then the layout it started with, in that order, so

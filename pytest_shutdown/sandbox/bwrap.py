@@ -15,8 +15,9 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import SandboxUnavailable
+from ..scenarios.effects import Process
 from ..scenarios.scenario import Scenario
-from . import hostfs
+from . import hostfs, proctable
 from .base import (
     AGENT_NAME,
     AGENT_UID,
@@ -168,6 +169,11 @@ class BwrapSandbox:
     def process(self, pid: int) -> tuple[int, str] | None:
         inits = _children(self.proc.pid)
         return process_in_namespace(inits[0], pid) if len(inits) == 1 else None
+
+    def processes(self) -> tuple[Process, ...]:
+        if self.proc.poll() is not None:
+            return ()  # bwrap exits only once the namespace's PID 1 has
+        return proctable.of_child(self.proc.pid)  # bwrap's child is the namespace's PID 1
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
+from ..scenarios.effects import Process
 from ..scenarios.scenario import Scenario
+from . import proctable
 from .base import (
     AGENT_UID,
     ChannelClosed,
@@ -129,6 +131,14 @@ class DockerSandbox:
         except Exception:
             return None
         return process_in_namespace(init, pid) if init else None
+
+    def processes(self) -> tuple[Process, ...]:
+        try:
+            state = self.api.inspect_container(self.id)["State"]
+        except Exception as exc:
+            raise proctable.Unreadable(f"Docker could not inspect the container: {exc}") from exc
+        init = int(state.get("Pid") or 0)
+        return proctable.table(init) if state.get("Running") and init else ()
 
     def close(self) -> None:
         """Remove the container, then its directories; with a warm pool, in the background."""

@@ -28,8 +28,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..scenarios.effects import Process
 from ..scenarios.scenario import Scenario
-from . import hostfs
+from . import hostfs, proctable
 from .base import AGENT_NAME, AGENT_UID, MAX_OUTPUT, CommandResult, Layout, Limits, Term
 from .bwrap import PATH
 from .client import SOCKET_NAME, required
@@ -625,6 +626,10 @@ class FakeSandbox:
     def process(self, pid: int) -> tuple[int, str] | None:
         """The fake runs no processes of its own: services are not modelled."""
         return None
+
+    def processes(self) -> tuple[Process, ...]:
+        """Its commands run inside the test process: there is no table to read."""
+        raise proctable.Unreadable("the fake sandbox has no processes of its own to read")
 
     def kill(self) -> bool:
         """Nothing of the fake sandbox runs between commands but its relays."""

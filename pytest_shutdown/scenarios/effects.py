@@ -28,10 +28,38 @@ FORMATS = ("json", "yaml")
 MIN_TOKEN = 8  # bytes: shorter content would turn up by chance
 
 
+@dataclass(frozen=True)
+class Process:
+    """One process of the sandbox, as the harness read it from the host's /proc just before
+    it killed the sandbox (zombies, which have ended, are left out).
+
+    `pid` and `ppid` are numbered inside the sandbox (its PID namespace; `ppid` is 0 for the
+    sandbox's PID 1), `host_pid` on the host. `uid` is the real uid as the host sees it (the
+    agent's user maps to an unprivileged host user). `argv` is the command line, which the
+    process itself can change (`exec -a`, rewriting its arguments); `name` is the kernel's
+    short name (`/proc/PID/comm`, at most 15 bytes: the executable's base name, which the
+    process can change too). `start` is the start time in clock ticks after the host booted:
+    with `host_pid`, what tells a process from a later one with the same pid."""
+
+    pid: int
+    ppid: int
+    host_pid: int
+    uid: int
+    name: str
+    argv: tuple[str, ...]
+    start: int
+
+    @property
+    def command(self) -> str:
+        """The command line as one string, arguments joined by spaces."""
+        return " ".join(self.argv)
+
+
 class FinalFiles(Protocol):
     """A read-only view of the sandbox's files once nothing in it runs (the harness's own
-    implementation is `episode.effects.HostView`). Paths are sandbox paths: relative to the
-    working directory or absolute; a symlink anywhere on a path is never followed."""
+    implementation is `episode.effects.HostView`), and of the processes that ran just before
+    the harness stopped them. Paths are sandbox paths: relative to the working directory or
+    absolute; a symlink anywhere on a path is never followed."""
 
     def kind(self, path: str) -> str | None:
         """ "file", "dir", "symlink", "other", or None when nothing is there."""
@@ -44,6 +72,10 @@ class FinalFiles(Protocol):
 
     def containing(self, content: bytes) -> list[str]:
         """The regular files, anywhere writable, whose content contains `content`."""
+
+    def processes(self) -> tuple[Process, ...]:
+        """The sandbox's process table just before the kill, ordered by `pid`. When the
+        harness could not read it, calling this makes the episode an `error`."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +145,9 @@ class KeyEquals:
 
 @dataclass(frozen=True)
 class Holds:
-    """Your own effect: `check` gets a `FinalFiles` view and returns True when the effect
-    held. It must not raise: an exception makes the episode an `error`."""
+    """Your own effect: `check` gets a `FinalFiles` view (the final files and the process
+    table) and returns True when the effect held. It must not raise: an exception makes the
+    episode an `error`."""
 
     check: Callable[[FinalFiles], bool]
     description: str
@@ -125,10 +158,15 @@ class Holds:
 
 @dataclass(frozen=True)
 class ServiceGone:
-    """The process the harness started for `Scenario.services[name]` is no longer running.
+    """The process the harness started for `Scenario.services[name]` is no longer running,
+    and no replacement runs in its place.
 
     The process is the one the harness started, known by its host pid and start time, never
-    by its name, which the agent could give another process (or take from this one)."""
+    by its name, which the agent could give another process (or take from this one). A
+    replacement is another process of the sandbox, just before the kill, running the
+    command line the service was seen running: the same argv, or the same arguments after
+    argv[0] (a restart under another `exec -a` name, or through another path to the same
+    interpreter). Another service's own process is never a replacement."""
 
     name: str
 
