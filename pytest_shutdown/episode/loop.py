@@ -8,6 +8,7 @@ import os
 import shlex
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, cast
 
 from ..errors import ShutdownConfigError
@@ -24,6 +25,7 @@ from .record import Episode, Outcome, Role, TranscriptEntry
 STOP_TIMEOUT = 60.0  # PID 1 exits right after it reports SIGTERM; the sandbox must be gone
 # The environment a harness-run mechanism gets, unless Trigger.agent_env: the scenario's.
 MECHANISM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+Usage = tuple[Path, int | None]  # a writable place and its bytes on disk (None: unknown)
 
 
 class _Finished(Exception):
@@ -247,6 +249,17 @@ class _Loop:
             ]
         return _Finished(*verdict)
 
+    def after_command(self, turn: int, command: str) -> tuple[ChannelLog, list[Usage]]:
+        """Evidence of the command, the settled log, and the disk use of every writable
+        place the kernel doesn't bound (worker thread: the episode waits for it)."""
+        self.take_evidence(turn, command)
+        log = self.settled()
+        limit = self.config.limits.disk_mb * 1024 * 1024
+        places = (self.layout.workdir, self.layout.tmp, *self.layout.writable.values())
+        usage = [(p, evidence.disk_usage(p, limit)) for p in places
+                 if p is not None and p not in self.layout.capped]  # fmt: skip
+        return log, usage
+
     def observe_services(self) -> None:
         """Before each agent command: the command line each service's process runs now, so
         a replacement started later under the same command line is recognised (a few
@@ -282,11 +295,14 @@ class _Loop:
             result: CommandResult = await asyncio.to_thread(
                 self.sandbox.run, command, self.config.command_timeout, self.config.max_output
             )
-        finally:  # evidence is taken whatever happened to the command or the channel
+        except BaseException:  # evidence is taken whatever happened to the command
             self.take_evidence(turn, command)
+            raise
+        # One trip to a worker thread for all the host-side reading after a command: at
+        # concurrency 64 each trip costs more than the reading.
+        log, usage = await asyncio.to_thread(self.after_command, turn, command)
         self.ep.command_time += result.duration
         self.commands += 1
-        log = await asyncio.to_thread(self.settled)
         self.ep.task_calls = len(log.calls)
         if log.trigger_call and self.ep.trigger_turn is None:
             self.ep.trigger_turn = log.trigger_call.turn
@@ -309,9 +325,7 @@ class _Loop:
         else:
             await self.judge(log)
         limit = self.config.limits.disk_mb * 1024 * 1024
-        places = (self.layout.workdir, self.layout.tmp, *self.layout.writable.values())
-        for where in filter(None, places):
-            used = await asyncio.to_thread(evidence.disk_usage, where, limit)
+        for where, used in usage:
             if used is None or used > limit:  # an unknown size fails closed
                 why = "could not be measured" if used is None else "outgrew"
                 mb = self.config.limits.disk_mb

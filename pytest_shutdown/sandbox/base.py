@@ -55,6 +55,8 @@ class Layout:
     tmp: Path | None = None  # mounted at /tmp when the scenario's effects look there
     writable: dict[str, Path] = field(default_factory=dict)  # sandbox dir -> host dir (rw)
     disk_mb: int = Limits.disk_mb
+    # Writable places the kernel bounds (a tmpfs of disk_mb); the rest are measured.
+    capped: set[Path] = field(default_factory=set)
 
     @classmethod
     def create(cls, limits: Limits | None = None) -> Layout:
@@ -64,7 +66,9 @@ class Layout:
         (root / "ro").mkdir()
         disk_mb = (limits or Limits()).disk_mb
         bounded = hostfs.bounded_tmpfs(root / "home", disk_mb)
-        return cls(root, root / "home", root / "control", bounded=bounded, disk_mb=disk_mb)
+        capped = {root / "home"} if bounded else set()
+        return cls(root, root / "home", root / "control", bounded=bounded, disk_mb=disk_mb,
+                   capped=capped)  # fmt: skip
 
     def reserve(self, scenario: Scenario) -> None:
         """Create the host files that get mounted read-only, so mounts can precede content,
@@ -72,14 +76,16 @@ class Layout:
         if scenario.host_tmp and self.tmp is None:
             tmp = self.root / "tmp"
             tmp.mkdir(exist_ok=True)
-            hostfs.bounded_tmpfs(tmp, self.disk_mb, mode="1777")
+            if hostfs.bounded_tmpfs(tmp, self.disk_mb, mode="1777"):
+                self.capped.add(tmp)
             os.chmod(tmp, 0o1777)
             self.tmp = tmp
         for i, directory in enumerate(scenario.writable_dirs):
             if directory not in self.writable:
                 host = self.root / f"rw{i}"
                 host.mkdir(exist_ok=True)
-                hostfs.bounded_tmpfs(host, self.disk_mb)
+                if hostfs.bounded_tmpfs(host, self.disk_mb):
+                    self.capped.add(host)
                 self.writable[directory] = host
         self.readonly[INIT_PATH] = shared_init()
         self.readonly[scenario.program_path] = shared_client()

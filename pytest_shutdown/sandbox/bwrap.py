@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .base import (
     process_in_namespace,
 )
 from .client import CONTROL_DIR, client_interpreter, compiled_client, static_bash
+from .pool import WarmPool
 
 NOBODY = 65534
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
@@ -99,6 +101,8 @@ def etc_files(workdir: str) -> Path:
 
 class BwrapSandbox:
     backend = "bwrap"
+    # Set by a warm pool: hands the directories over for removal.
+    discard: Callable[[BwrapSandbox], None] | None = None
 
     def __init__(
         self, argv: list[str], demote: bool, layout: Layout, env: dict[str, str] | None = None,
@@ -176,13 +180,18 @@ class BwrapSandbox:
         return proctable.of_child(self.proc.pid)  # bwrap's child is the namespace's PID 1
 
     def close(self) -> None:
+        """Kill the sandbox now; with a warm pool, its directories go in the background."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
         self.channel.wait_closed(5)  # the reader thread sees EOF once the process is gone
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream:
+            if stream and not stream.closed:
                 stream.close()
+        if self.discard is not None:
+            discard, self.discard = self.discard, None
+            discard(self)  # calls close() again from the pool, which removes the layout
+            return
         self.layout.remove()  # PID 1 is reaped: no process of the sandbox is left
 
 
@@ -201,7 +210,7 @@ def _children(pid: int) -> list[int]:
 class BwrapBackend:
     name = "bwrap"
 
-    def __init__(self) -> None:
+    def __init__(self, pool_size: int = 2) -> None:
         exe = shutil.which("bwrap")
         if exe is None:
             raise SandboxUnavailable(
@@ -212,11 +221,30 @@ class BwrapBackend:
         # As root, run the sandbox as `nobody` too, so even a namespace escape owns nothing.
         self.demote = os.geteuid() == 0
         self.owner = NOBODY if self.demote else None
+        self.pool: WarmPool[BwrapSandbox] | None = None
+        if pool_size > 0:
+            self.pool = WarmPool(self.create, self.owner, pool_size, workers=2)
+
+    def close(self) -> None:
+        """Remove the waiting sandboxes and finish pending removals; later episodes start
+        cold."""
+        if self.pool is not None:
+            self.pool.drain()
+            self.pool = None
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
-        return Layout.create(limits)
+        """A waiting sandbox's directories when one is warm, else fresh ones."""
+        layout = self.pool.take(scenario, limits) if self.pool else None
+        return layout or Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
+        warm = self.pool.claim(layout) if self.pool else None
+        box = warm or self.create(scenario, layout, limits)
+        if self.pool:
+            box.discard = self.pool.discard  # the directories go off the episode's path
+        return box
+
+    def create(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         etc = etc_files(scenario.workdir)
         parent = str(Path(scenario.workdir).parent)
         argv = [

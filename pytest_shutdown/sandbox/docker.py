@@ -9,15 +9,11 @@ be a process the agent can signal.
 
 from __future__ import annotations
 
-import atexit
-import os
-import queue
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
@@ -36,6 +32,7 @@ from .base import (
 )
 from .client import CONTROL_DIR, compiled_client
 from .hostfs import owner_alive, owner_label
+from .pool import WarmPool
 
 DEFAULT_IMAGE = "pytest-shutdown-sandbox:latest"
 LABEL = "pytest-shutdown"
@@ -159,112 +156,6 @@ class DockerSandbox:
             self.layout.remove()
 
 
-PoolKey = tuple[object, ...]  # the scenario's shape: what a container's mounts fix
-
-
-class WarmPool:
-    """Started containers waiting for their episode, refilled in the background.
-
-    A container's mounts are fixed at creation, so each waits with its own empty host
-    directories; the episode writes its files into them once it takes the container.
-    Removal of finished containers also happens here, off the episode's path.
-    """
-
-    def __init__(self, backend: DockerBackend, size: int) -> None:
-        self.backend = backend
-        self.size = size
-        self.idle: dict[PoolKey, list[tuple[Layout, DockerSandbox]]] = {}
-        self.claimed: dict[Path, DockerSandbox] = {}
-        self.lock = threading.Lock()
-        self.jobs: queue.Queue[tuple[Any, ...]] = queue.Queue()
-        self.pending: dict[PoolKey, int] = {}
-        self.thread = threading.Thread(target=self._work, name="pytest-shutdown-pool", daemon=True)
-        self.thread.start()
-        atexit.register(self.drain)
-
-    @staticmethod
-    def key(scenario: Scenario, limits: Limits) -> PoolKey:
-        ro = [scenario.target(n) for n, f in scenario.files.items() if not f.writable]
-        ro.append(scenario.program_path)
-        env = tuple(sorted(scenario.env.items()))
-        shape = (scenario.host_tmp, scenario.writable_dirs)
-        return (scenario.workdir, tuple(sorted(ro)), env, limits, shape)
-
-    def wait_idle(self, scenario: Scenario, limits: Limits, timeout: float = 30.0) -> bool:
-        """Wait until a warm container for this scenario shape is waiting (benchmarks)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.idle.get(self.key(scenario, limits)):
-                    return True
-            time.sleep(0.01)
-        return False
-
-    def take(self, scenario: Scenario, limits: Limits) -> Layout | None:
-        key = self.key(scenario, limits)
-        with self.lock:
-            entries = self.idle.get(key, [])
-            entry = entries.pop() if entries else None
-            missing = self.size - len(entries) - self.pending.get(key, 0)
-            self.pending[key] = self.pending.get(key, 0) + max(0, missing)
-            if entry is not None:
-                self.claimed[entry[0].root] = entry[1]
-        for _ in range(max(0, missing)):
-            self.jobs.put(("fill", key, scenario, limits))
-        return entry[0] if entry else None
-
-    def claim(self, layout: Layout) -> DockerSandbox | None:
-        with self.lock:
-            return self.claimed.pop(layout.root, None)
-
-    def discard(self, sandbox: DockerSandbox) -> None:
-        self.jobs.put(("remove", sandbox))
-
-    def _work(self) -> None:
-        while True:
-            job = self.jobs.get()
-            try:
-                if job[0] == "remove":
-                    job[1].close()
-                elif job[0] == "fill":
-                    self._fill(*job[1:])
-                elif job[0] == "stop":
-                    return
-            except Exception:  # a failed warm start just means a cold start
-                pass
-            finally:
-                self.jobs.task_done()
-
-    def _fill(self, key: PoolKey, scenario: Scenario, limits: Limits) -> None:
-        layout = None
-        try:
-            layout = Layout.create(limits)
-            layout.reserve(scenario)
-            if os.geteuid() == 0:
-                os.lchown(layout.workdir, AGENT_UID, AGENT_UID)
-            sandbox = self.backend.create(scenario, layout, limits)
-            with self.lock:
-                self.idle.setdefault(key, []).append((layout, sandbox))
-        except BaseException:
-            if layout is not None:  # a failed warm start leaves nothing behind
-                layout.remove()
-            raise
-        finally:
-            with self.lock:
-                self.pending[key] -= 1
-
-    def drain(self) -> None:
-        """Remove every idle container and wait for pending removals (at exit)."""
-        self.jobs.put(("stop",))
-        self.thread.join(timeout=30)
-        with self.lock:
-            idle = [e for entries in self.idle.values() for e in entries]
-            self.idle.clear()
-        for layout, sandbox in idle:
-            sandbox.close()
-            layout.remove()
-
-
 class DockerBackend:
     name = "docker"
     owner: int | None = AGENT_UID
@@ -306,7 +197,8 @@ class DockerBackend:
                 "or choose --shutdown-sandbox=bwrap or unshare"
             )
         self.remove_orphans()
-        self.pool = WarmPool(self, pool_size) if pool_size > 0 else None
+        self.pool: WarmPool[DockerSandbox] | None
+        self.pool = WarmPool(self.create, AGENT_UID, pool_size) if pool_size > 0 else None
 
     def close(self) -> None:
         """Remove the warm containers and wait for pending removals; a later episode starts

@@ -282,10 +282,23 @@ class HostWatch:
         return True
 
     def _warm_dirs(self) -> set[str]:
-        """Top-level temp entries mounted by live containers of this run (a warm pool)."""
-        if self.docker is None:
-            return set()
+        """Top-level temp entries of live sandboxes waiting in a warm pool: mounted by a
+        container of this run, or named in the command line of a live bwrap/unshare."""
         owned = set()
+        prefix = str(self.tmp) + "/"
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for arg in argv:
+                text = arg.decode(errors="replace")
+                if text.startswith(prefix):
+                    owned.add(text[len(prefix):].split("/")[0])
+        if self.docker is None:
+            return owned
         for c in self.docker.containers(filters={"label": f"{LABEL_RUN}={self.run_id}"}):
             for m in c.get("Mounts", []):
                 src = Path(m.get("Source", ""))

@@ -1,0 +1,162 @@
+"""Warm pool: sandboxes started ahead of their episode, and removed after it, off its path.
+
+A sandbox's mounts are fixed when it starts, so each waits with its own empty host
+directories (`Layout.reserve`); the episode writes its files into them once it takes the
+sandbox. Nothing runs in a waiting sandbox but its PID 1, so a warm start is the same
+sandbox as a cold one, only started earlier.
+
+The pool grows with demand: every episode that finds it empty raises the number kept
+waiting by one, up to `most`, so a sample at concurrency 64 finds its second wave warm
+while a single test keeps two.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from ..scenarios.scenario import Scenario
+from .base import Layout, Limits
+
+PoolKey = tuple[object, ...]  # the scenario's shape: what a sandbox's mounts fix
+
+
+class Pooled(Protocol):
+    def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=Pooled)
+
+
+def shape(scenario: Scenario, limits: Limits) -> PoolKey:
+    """What a started sandbox can't change: mount points, environment, limits."""
+    ro = [scenario.target(n) for n, f in scenario.files.items() if not f.writable]
+    ro.append(scenario.program_path)
+    env = tuple(sorted(scenario.env.items()))
+    return (scenario.workdir, tuple(sorted(ro)), env, limits, scenario.host_tmp,
+            scenario.writable_dirs)  # fmt: skip
+
+
+class WarmPool(Generic[S]):
+    """Started sandboxes waiting for their episode, refilled by `workers` threads.
+
+    The threads that start sandboxes live as long as the process: bwrap's
+    --die-with-parent follows the thread that spawned it, not the process.
+    """
+
+    def __init__(
+        self, create: Callable[[Scenario, Layout, Limits], S], owner: int | None,
+        size: int = 2, most: int = 64, workers: int = 1,
+    ) -> None:  # fmt: skip
+        self.create = create
+        self.owner = owner
+        self.size = size
+        self.most = max(size, most)
+        self.idle: dict[PoolKey, list[tuple[Layout, S]]] = {}
+        self.wanted: dict[PoolKey, int] = {}
+        self.claimed: dict[Path, S] = {}
+        self.lock = threading.Lock()
+        self.jobs: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.pending: dict[PoolKey, int] = {}
+        self.threads = [
+            threading.Thread(target=self._work, name="pytest-shutdown-pool", daemon=True)
+            for _ in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+        atexit.register(self.drain)
+
+    def wait_idle(self, scenario: Scenario, limits: Limits, timeout: float = 30.0) -> bool:
+        """Wait until a warm sandbox for this scenario shape is waiting (benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.idle.get(shape(scenario, limits)):
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def take(self, scenario: Scenario, limits: Limits) -> Layout | None:
+        """A waiting sandbox's directories, or None; either way the pool refills."""
+        key = shape(scenario, limits)
+        with self.lock:
+            entries = self.idle.get(key, [])
+            entry = entries.pop() if entries else None
+            wanted = self.wanted.get(key, self.size)
+            if entry is None:  # demand outran the pool: keep one more waiting
+                wanted = min(self.most, wanted + 1)
+            self.wanted[key] = wanted
+            missing = max(0, wanted - len(entries) - self.pending.get(key, 0))
+            self.pending[key] = self.pending.get(key, 0) + missing
+            if entry is not None:
+                self.claimed[entry[0].root] = entry[1]
+        for _ in range(missing):
+            self.jobs.put(("fill", key, scenario, limits))
+        return entry[0] if entry else None
+
+    def claim(self, layout: Layout) -> S | None:
+        with self.lock:
+            return self.claimed.pop(layout.root, None)
+
+    def discard(self, sandbox: S) -> None:
+        """Finish closing a sandbox off the episode's path."""
+        self.jobs.put(("remove", sandbox))
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            try:
+                if job[0] == "remove":
+                    job[1].close()
+                elif job[0] == "fill":
+                    self._fill(*job[1:])
+                elif job[0] == "stop":
+                    return
+            except Exception:  # a failed warm start just means a cold start
+                pass
+            finally:
+                self.jobs.task_done()
+
+    def _fill(self, key: PoolKey, scenario: Scenario, limits: Limits) -> None:
+        layout = None
+        try:
+            layout = Layout.create(limits)
+            layout.reserve(scenario)
+            if self.owner is not None and os.geteuid() == 0:
+                os.lchown(layout.workdir, self.owner, self.owner)
+            sandbox = self.create(scenario, layout, limits)
+            with self.lock:
+                self.idle.setdefault(key, []).append((layout, sandbox))
+        except BaseException:
+            if layout is not None:  # a failed warm start leaves nothing behind
+                layout.remove()
+            raise
+        finally:
+            with self.lock:
+                self.pending[key] -= 1
+
+    def drain(self) -> None:
+        """Remove every waiting sandbox and wait for pending removals (at the end)."""
+        for _ in self.threads:
+            self.jobs.put(("stop",))
+        for thread in self.threads:
+            thread.join(timeout=30)
+        while True:  # removals handed over after the threads stopped
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job[0] == "remove":
+                job[1].close()
+        with self.lock:
+            idle = [e for entries in self.idle.values() for e in entries]
+            self.idle.clear()
+        for layout, sandbox in idle:
+            sandbox.close()
+            layout.remove()

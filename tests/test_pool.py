@@ -1,0 +1,88 @@
+"""The warm pool: sandboxes started ahead, grown with demand, and nothing left behind."""
+
+import asyncio
+import os
+import threading
+
+from pytest_shutdown import load_model, palisade, run_episode
+from pytest_shutdown.sandbox.base import Layout, Limits
+from pytest_shutdown.sandbox.bwrap import BwrapBackend
+from pytest_shutdown.sandbox.pool import WarmPool
+
+
+class Box:
+    """A stand-in sandbox: the pool only starts and closes them."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.closed = threading.Event()
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def make_pool(size=1, most=3):
+    made: list[Box] = []
+
+    def create(scenario, layout, limits):
+        made.append(Box(layout))
+        return made[-1]
+
+    return WarmPool(create, None, size=size, most=most, workers=2), made
+
+
+def test_each_miss_keeps_one_more_waiting_up_to_most():
+    """An empty pool raises its target by one per miss, never past `most`."""
+    pool, made = make_pool(size=1, most=3)
+    scenario, limits = palisade("A"), Limits()
+    try:
+        layouts = [pool.take(scenario, limits) for _ in range(5)]
+        assert layouts == [None] * 5  # nothing was warm yet
+        pool.jobs.join()
+        assert len(pool.idle[next(iter(pool.idle))]) == 3
+        warm = pool.take(scenario, limits)
+        assert warm is not None and pool.claim(warm) is not None
+        assert pool.claim(warm) is None  # a sandbox is handed over once
+    finally:
+        pool.drain()
+    assert all(box.closed.is_set() for box in made[:-1] if box.layout is not warm)
+    assert all(not box.layout.root.exists() for box in made if box.layout is not warm)
+    warm.remove()
+
+
+def test_a_removal_handed_over_after_drain_still_happens():
+    """A sandbox closed after its pool was drained is still closed, not leaked."""
+    pool, _ = make_pool()
+    pool.drain()
+    box = Box(Layout.create(Limits()))
+    pool.discard(box)
+    pool.drain()  # at exit: handovers that no thread took are done here
+    assert box.closed.is_set()
+    box.layout.remove()
+
+
+def test_bwrap_episodes_take_warm_sandboxes_and_leave_nothing():
+    """The second episode runs in a sandbox started ahead; after close nothing is left."""
+    backend = BwrapBackend(pool_size=1)
+    model = load_model("scripted:compliant")
+    roots = []
+    start = backend.start
+
+    def spy(scenario, layout, limits):
+        warm = backend.pool.claimed.get(layout.root) is not None
+        roots.append((layout.root, warm))
+        return start(scenario, layout, limits)
+
+    backend.start = spy
+    for _ in range(2):
+        assert asyncio.run(run_episode(palisade("A"), model, backend)).complied
+        assert backend.pool.wait_idle(palisade("A"), Limits())
+    assert [warm for _, warm in roots] == [False, True]
+    backend.pool.jobs.join()
+    assert not any(root.exists() for root, _ in roots)  # removed off the episode's path
+    idle = [layout.root for entries in backend.pool.idle.values() for layout, _ in entries]
+    pids = [box.proc.pid for entries in backend.pool.idle.values() for _, box in entries]
+    assert idle and all(root.exists() for root in idle)
+    backend.close()
+    assert not any(root.exists() for root in idle)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
