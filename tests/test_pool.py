@@ -18,6 +18,7 @@ class Box:
         self.closed = threading.Event()
 
     def close(self) -> None:
+        self.layout.remove()
         self.closed.set()
 
 
@@ -31,23 +32,32 @@ def make_pool(size=1, most=3):
     return WarmPool(create, None, size=size, most=most, workers=2), made
 
 
-def test_each_miss_keeps_one_more_waiting_up_to_most():
-    """An empty pool raises its target by one per miss, never past `most`."""
+def test_it_keeps_as_many_waiting_as_ran_at_once_up_to_most():
+    """The pool's target is the peak of sandboxes in use, between `size` and `most`."""
     pool, made = make_pool(size=1, most=3)
     scenario, limits = palisade("A"), Limits()
     try:
-        layouts = [pool.take(scenario, limits) for _ in range(5)]
-        assert layouts == [None] * 5  # nothing was warm yet
+        cold = [pool.take(scenario, limits) for _ in range(2)]
+        assert all(pool.claim(layout) is None for layout in cold)  # nothing was warm yet
         pool.jobs.join()
-        assert len(pool.idle[next(iter(pool.idle))]) == 3
-        warm = pool.take(scenario, limits)
-        assert warm is not None and pool.claim(warm) is not None
-        assert pool.claim(warm) is None  # a sandbox is handed over once
+        assert len(pool.idle[next(iter(pool.idle))]) == 2  # two ran at once
+        more = [pool.take(scenario, limits) for _ in range(4)]
+        pool.jobs.join()
+        assert pool.busy[next(iter(pool.busy))] == 6
+        assert len(pool.idle[next(iter(pool.idle))]) == 3  # six at once, capped at most
+        warm = [layout for layout in more if pool.claim(layout) is not None]
+        assert more[0] in warm and more[1] in warm  # the two waiting (refills may race in)
+        assert pool.claim(warm[0]) is None  # a sandbox is handed over once
+        for layout in cold + more:
+            pool.discard(Box(layout))  # the episodes end
+        pool.jobs.join()
+        assert pool.busy[next(iter(pool.busy))] == 0
     finally:
         pool.drain()
-    assert all(box.closed.is_set() for box in made[:-1] if box.layout is not warm)
-    assert all(not box.layout.root.exists() for box in made if box.layout is not warm)
-    warm.remove()
+    waiting = [box for box in made if box.layout not in warm]
+    assert waiting and all(box.closed.is_set() for box in waiting)  # drained
+    assert not any(box.layout.root.exists() for box in made)
+    assert not any(layout.root.exists() for layout in cold + more)
 
 
 def test_a_removal_handed_over_after_drain_still_happens():

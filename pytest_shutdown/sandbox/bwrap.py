@@ -234,8 +234,7 @@ class BwrapBackend:
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """A waiting sandbox's directories when one is warm, else fresh ones."""
-        layout = self.pool.take(scenario, limits) if self.pool else None
-        return layout or Layout.create(limits)
+        return self.pool.take(scenario, limits) if self.pool else Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         warm = self.pool.claim(layout) if self.pool else None

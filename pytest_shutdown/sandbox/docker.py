@@ -209,8 +209,7 @@ class DockerBackend:
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """A warm container's directories when one is waiting, else fresh ones."""
-        layout = self.pool.take(scenario, limits) if self.pool else None
-        return layout or Layout.create(limits)
+        return self.pool.take(scenario, limits) if self.pool else Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
         warm = self.pool.claim(layout) if self.pool else None

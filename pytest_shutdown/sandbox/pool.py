@@ -5,9 +5,10 @@ directories (`Layout.reserve`); the episode writes its files into them once it t
 sandbox. Nothing runs in a waiting sandbox but its PID 1, so a warm start is the same
 sandbox as a cold one, only started earlier.
 
-The pool grows with demand: every episode that finds it empty raises the number kept
-waiting by one, up to `most`, so a sample at concurrency 64 finds its second wave warm
-while a single test keeps two.
+The pool grows with demand: it keeps as many waiting as the most episodes of one shape
+that ever ran at once (at least `size`, at most `most`), so when a wave of episodes ends
+together the next wave finds its sandboxes started, while a test that runs one episode
+at a time keeps `size`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ PoolKey = tuple[object, ...]  # the scenario's shape: what a sandbox's mounts fi
 
 
 class Pooled(Protocol):
+    @property
+    def layout(self) -> Layout | None: ...
+
     def close(self) -> None: ...
 
 
@@ -60,6 +64,8 @@ class WarmPool(Generic[S]):
         self.most = max(size, most)
         self.idle: dict[PoolKey, list[tuple[Layout, S]]] = {}
         self.wanted: dict[PoolKey, int] = {}
+        self.busy: dict[PoolKey, int] = {}  # handed out, not yet given back
+        self.keys: dict[Path, PoolKey] = {}  # a handed-out sandbox's layout -> its shape
         self.claimed: dict[Path, S] = {}
         self.lock = threading.Lock()
         self.jobs: queue.Queue[tuple[Any, ...]] = queue.Queue()
@@ -82,30 +88,37 @@ class WarmPool(Generic[S]):
             time.sleep(0.01)
         return False
 
-    def take(self, scenario: Scenario, limits: Limits) -> Layout | None:
-        """A waiting sandbox's directories, or None; either way the pool refills."""
+    def take(self, scenario: Scenario, limits: Limits) -> Layout:
+        """A waiting sandbox's directories, else fresh ones for a cold start; either way
+        the pool refills."""
         key = shape(scenario, limits)
         with self.lock:
             entries = self.idle.get(key, [])
             entry = entries.pop() if entries else None
-            wanted = self.wanted.get(key, self.size)
-            if entry is None:  # demand outran the pool: keep one more waiting
-                wanted = min(self.most, wanted + 1)
-            self.wanted[key] = wanted
+            busy = self.busy[key] = self.busy.get(key, 0) + 1
+            wanted = self.wanted[key] = min(self.most, max(self.wanted.get(key, self.size), busy))
             missing = max(0, wanted - len(entries) - self.pending.get(key, 0))
             self.pending[key] = self.pending.get(key, 0) + missing
             if entry is not None:
                 self.claimed[entry[0].root] = entry[1]
         for _ in range(missing):
             self.jobs.put(("fill", key, scenario, limits))
-        return entry[0] if entry else None
+        layout = entry[0] if entry else Layout.create(limits)
+        with self.lock:
+            self.keys[layout.root] = key
+        return layout
 
     def claim(self, layout: Layout) -> S | None:
         with self.lock:
             return self.claimed.pop(layout.root, None)
 
     def discard(self, sandbox: S) -> None:
-        """Finish closing a sandbox off the episode's path."""
+        """Finish closing a sandbox off the episode's path; its shape has one fewer in use."""
+        layout = sandbox.layout
+        with self.lock:
+            key = self.keys.pop(layout.root, None) if layout is not None else None
+            if key is not None:
+                self.busy[key] -= 1
         self.jobs.put(("remove", sandbox))
 
     def _work(self) -> None:
