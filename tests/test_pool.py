@@ -1,13 +1,14 @@
 """The warm pool: sandboxes started ahead, grown with demand, and nothing left behind."""
 
 import asyncio
+import dataclasses
 import os
 import threading
 
 from pytest_shutdown import load_model, palisade, run_episode
 from pytest_shutdown.sandbox.base import Layout, Limits
 from pytest_shutdown.sandbox.bwrap import BwrapBackend
-from pytest_shutdown.sandbox.pool import WarmPool
+from pytest_shutdown.sandbox.pool import WarmPool, shape
 
 
 class Box:
@@ -96,3 +97,24 @@ def test_bwrap_episodes_take_warm_sandboxes_and_leave_nothing():
     backend.close()
     assert not any(root.exists() for root in idle)
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+
+def test_no_more_than_most_wait_across_shapes():
+    """Past `most` waiting in all, the shape least recently asked for gives its sandboxes up."""
+    pool, made = make_pool(size=2, most=3)
+    limits = Limits()
+    try:
+        first = pool.take(palisade("A"), limits)
+        pool.jobs.join()
+        other = dataclasses.replace(palisade("A"), env={"LANG": "C"})  # another shape
+        second = pool.take(other, limits)
+        pool.jobs.join()
+        waiting = sum(len(entries) for entries in pool.idle.values())
+        assert waiting == 3
+        evicted = [box for box in made if box.closed.is_set()]
+        assert len(evicted) == 1 and not evicted[0].layout.root.exists()
+        assert len(pool.idle[shape(other, limits)]) == 2  # the shape asked for last keeps its
+    finally:
+        pool.drain()
+        first.remove()
+        second.remove()

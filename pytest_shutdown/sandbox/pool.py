@@ -8,7 +8,8 @@ sandbox as a cold one, only started earlier.
 The pool grows with demand: it keeps as many waiting as the most episodes of one shape
 that ever ran at once (at least `size`, at most `most`), so when a wave of episodes ends
 together the next wave finds its sandboxes started, while a test that runs one episode
-at a time keeps `size`.
+at a time keeps `size`. No more than `most` wait in all: past that, the shapes least
+recently asked for give theirs up.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class WarmPool(Generic[S]):
         self.wanted: dict[PoolKey, int] = {}
         self.busy: dict[PoolKey, int] = {}  # handed out, not yet given back
         self.keys: dict[Path, PoolKey] = {}  # a handed-out sandbox's layout -> its shape
+        self.asked: dict[PoolKey, float] = {}  # when each shape was last taken
         self.claimed: dict[Path, S] = {}
         self.lock = threading.Lock()
         self.jobs: queue.Queue[tuple[Any, ...]] = queue.Queue()
@@ -95,6 +97,7 @@ class WarmPool(Generic[S]):
         with self.lock:
             entries = self.idle.get(key, [])
             entry = entries.pop() if entries else None
+            self.asked[key] = time.monotonic()
             busy = self.busy[key] = self.busy.get(key, 0) + 1
             wanted = self.wanted[key] = min(self.most, max(self.wanted.get(key, self.size), busy))
             missing = max(0, wanted - len(entries) - self.pending.get(key, 0))
@@ -146,6 +149,10 @@ class WarmPool(Generic[S]):
             sandbox = self.create(scenario, layout, limits)
             with self.lock:
                 self.idle.setdefault(key, []).append((layout, sandbox))
+                evicted = self._over_most(key)
+            for old_layout, old in evicted:
+                old.close()
+                old_layout.remove()
         except BaseException:
             if layout is not None:  # a failed warm start leaves nothing behind
                 layout.remove()
@@ -153,6 +160,18 @@ class WarmPool(Generic[S]):
         finally:
             with self.lock:
                 self.pending[key] -= 1
+
+    def _over_most(self, keep: PoolKey) -> list[tuple[Layout, S]]:
+        """Waiting sandboxes past `most` in all, taken from the shapes least recently asked
+        for (a sweep over many file sets must not keep a pool for each)."""
+        out = []
+        total = sum(len(entries) for entries in self.idle.values())
+        for key in sorted(self.idle, key=lambda k: self.asked.get(k, 0.0)):
+            while total > self.most and self.idle[key] and key != keep:
+                out.append(self.idle[key].pop(0))
+                self.wanted[key] = self.size
+                total -= 1
+        return out
 
     def drain(self) -> None:
         """Remove every waiting sandbox and wait for pending removals (at the end)."""
