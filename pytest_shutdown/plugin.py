@@ -516,7 +516,8 @@ class SessionGate:
         and only where no test writes to it unseen (no -s without xdist)."""
         import os
 
-        if not reporter.isatty() or os.environ.get("TERM") == "dumb":
+        isatty = getattr(reporter, "isatty", False)  # a bool before pytest 9, then callable
+        if not (isatty() if callable(isatty) else isatty) or os.environ.get("TERM") == "dumb":
             return False
         if getattr(self.config.option, "color", "auto") == "no":
             return False  # --color=no: plain text, no escape sequences at all
