@@ -475,6 +475,9 @@ async def run_episode(
         if sandbox is not None:  # it removes the layout too, once nothing in it runs
             await asyncio.to_thread(sandbox.close)
         else:
+            release = getattr(backend, "release", None)  # a warm sandbox set aside for it
+            if release is not None:
+                await asyncio.to_thread(release, layout)
             layout.remove()
         if server is not None:
             server.close()

@@ -207,13 +207,19 @@ class DockerBackend:
             self.pool.drain()
             self.pool = None
 
+    def release(self, layout: Layout) -> None:
+        """The episode of `layout` ended before its sandbox started: close the warm one
+        set aside for it."""
+        if self.pool is not None:
+            self.pool.abandon(layout)
+
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """A warm container's directories when one is waiting, else fresh ones."""
         return self.pool.take(scenario, limits) if self.pool else Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
         warm = self.pool.claim(layout) if self.pool else None
-        box = warm or self.create(scenario, layout, limits)
+        box = warm or self.create(scenario, layout, limits)  # on failure: release()
         box.layout = layout
         if self.pool:
             box.discard = self.pool.discard  # removal happens off the episode's path

@@ -19,6 +19,10 @@ from pathlib import Path
 PREFIX = "pytest-shutdown-"
 OWNER_FILE = ".owner"
 MNT_DETACH = 2
+MS_NOSUID, MS_NODEV = 2, 4
+# Entries a bounded tmpfs holds: as many as the harness's disk-usage walk would visit
+# (episode.evidence.MAX_WALK) before it fails closed.
+MAX_INODES = 100_000
 
 
 def process_start(pid: int) -> str:
@@ -62,8 +66,11 @@ def bounded_tmpfs(path: Path, size_mb: int, mode: str = "755") -> bool:
     """
     if os.geteuid() != 0:
         return False
-    options = f"size={size_mb}m,mode={mode}".encode()
-    return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", 0, options) == 0)
+    # Bytes and entries both: size= alone leaves inodes at half the RAM's pages, kernel
+    # memory no cgroup of a namespace sandbox pays for. No setuid files or devices either.
+    options = f"size={size_mb}m,nr_inodes={MAX_INODES},mode={mode}".encode()
+    flags = MS_NOSUID | MS_NODEV
+    return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", flags, options) == 0)
 
 
 def remove_tree(root: Path) -> None:
