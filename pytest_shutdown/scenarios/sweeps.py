@@ -17,6 +17,7 @@ import math
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from random import Random
@@ -499,8 +500,12 @@ def _import(value: object, where: str) -> Callable[..., Any]:
         raise _Bad(
             f"{where} {reference!r} can't be imported: {type(exc).__name__}: {exc}"
         ) from None
-    if not callable(found):
-        raise _Bad(f"{where} {reference!r} is not callable")
+    if not isinstance(found, types.FunctionType) or _reference(found) != reference:
+        # Not a bound method, a builtin or a class: something the writer could have named.
+        raise _Bad(
+            f"{where} {reference!r} must name a function defined with `def` at the top level "
+            f"of module {module!r}, not a {type(found).__name__}"
+        )
     return found
 
 
