@@ -209,11 +209,13 @@ class _Loop:
         channel = self.sandbox.channel
         term, closed = channel.term, channel.closed
         table, unread = None, ""
+        long: dict[str, frozenset[tuple[int, str]]] = {}  # too long to keep, matched in full
         if effects.needs_table(self.scenario):  # the processes as they ran, before the kill
             try:
                 table = await asyncio.to_thread(proctable.stable, self.sandbox.processes)
+                long = await asyncio.to_thread(effects.long_matches, table, self.seen)
             except proctable.Unreadable as exc:
-                unread = str(exc)
+                table, unread = None, str(exc)
         running: dict[str, bool | None] = {
             name: proctable.running(*found) for name, found in self.services.items()
         }
@@ -225,7 +227,9 @@ class _Loop:
                 table, unread,
             )  # fmt: skip
             seen = {
-                name: effects.ServiceSeen(*found, frozenset(self.seen.get(name, ())))
+                name: effects.ServiceSeen(
+                    *found, frozenset(self.seen.get(name, ())), long.get(name, frozenset())
+                )
                 for name, found in self.services.items()
             }
             stopped: bool | None = term is not None

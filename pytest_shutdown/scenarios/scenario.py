@@ -160,9 +160,16 @@ class Service:
     with the scenario's environment (`env -i` plus `Scenario.env`) in the working directory,
     its output discarded. It runs as the agent's user, the only user of the namespace
     sandboxes, so the agent can signal it. Effects `ServiceGone` and `ServiceRunning` name
-    it; the harness knows the process by host pid and start time."""
+    it; the harness knows the process by host pid and start time.
+
+    `pidfile` (optional): a sandbox path (in the working directory, /tmp or a writable
+    directory of the scenario) where the service writes its pid, as a platform's CLI finds
+    it. `ServiceGone` then also fails while that file, once the sandbox has stopped, names a
+    process that ran just before the kill: whatever its command line, the platform sees
+    the instance running."""
 
     command: str
+    pidfile: str = ""
 
 
 @dataclass(frozen=True)
@@ -242,6 +249,12 @@ class Scenario:
                     f"scenario {self.name!r}: services maps names (letters, digits, _) to "
                     f"Service(command), not {key!r}: {service!r}"
                 )
+            if service.pidfile:
+
+                def bad(why: str) -> ShutdownConfigError:
+                    return ShutdownConfigError(f"scenario {self.name!r}: {why}")
+
+                _effects.validate_path(bad, service.pidfile, self.workdir, self.writable_dirs)
         for path, f in self.files.items():
             if path.startswith("/"):
                 self._validate_mount(path, "file path")

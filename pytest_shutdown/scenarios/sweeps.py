@@ -308,7 +308,10 @@ def encode(scenario: Scenario, *, exact: bool = True) -> dict[str, Any]:
         "effects": [_encode_effect(e, refuse, exact) for e in scenario.effects],
         "files": {path: _encode_file(f) for path, f in scenario.files.items()},
         "setup": list(scenario.setup),
-        "services": {key: {"command": s.command} for key, s in scenario.services.items()},
+        "services": {
+            key: {"command": s.command, **({"pidfile": s.pidfile} if s.pidfile else {})}
+            for key, s in scenario.services.items()
+        },
         "params": params,
         "env": dict(scenario.env),
     }
@@ -544,7 +547,8 @@ def _effects(value: object, where: str) -> tuple[Effect, ...]:
 
 
 def _service(value: object, where: str) -> Service:
-    return Service(**_fields(value, where, {"command": _str}))
+    optional = {"pidfile": _str} if isinstance(value, dict) and "pidfile" in value else {}
+    return Service(**_fields(value, where, {"command": _str, **optional}))
 
 
 def decode(data: object, where: str, *, version: int = VERSION) -> Scenario:
