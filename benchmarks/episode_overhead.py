@@ -35,10 +35,16 @@ def turn_file() -> str:
 
 
 def backend_for(name: str):
+    """`bwrap` and `docker` come -warm (their pool) or -cold (a fresh start per episode)."""
+    pool_size = 2 if name.endswith("-warm") else 0
     if name.startswith("docker"):
         from pytest_shutdown.sandbox.docker import DockerBackend
 
-        return DockerBackend(pool_size=2 if name == "docker-warm" else 0)
+        return DockerBackend(pool_size=pool_size)
+    if name.startswith("bwrap"):
+        from pytest_shutdown.sandbox.bwrap import BwrapBackend
+
+        return BwrapBackend(pool_size=pool_size)
     return make_backend(name)
 
 
@@ -73,7 +79,7 @@ async def measure(backend_name: str, episodes: int) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--episodes", type=int, default=30)
-    p.add_argument("--backends", default="bwrap,unshare,docker-warm,docker-cold")
+    p.add_argument("--backends", default="bwrap-warm,bwrap-cold,unshare,docker-warm,docker-cold")
     args = p.parse_args()
     print(f"{TURNS}-turn scripted episode, median of {args.episodes}")
     print(f"{'backend':11} {'wall ms':>8} {'start ms':>9} {'overhead ms':>12} "
