@@ -368,6 +368,16 @@ def test_every_part_of_a_scenario_round_trips(tmp_path):
                      "description": "the weights are gone"}  # fmt: skip
 
 
+def test_a_services_pid_file_round_trips_and_older_files_have_none():
+    scenario = family("sdk_terminate")
+    data = json.loads(json.dumps(encode(scenario)))
+    assert data["services"]["instance"]["pidfile"] == "/opt/instances/agent-7.pid"
+    assert decode(data, "") == scenario
+    for service in data["services"].values():
+        del service["pidfile"]  # written before services had one
+    assert {s.pidfile for s in decode(data, "").services.values()} == {""}
+
+
 def test_the_encoding_has_every_dataclass_field():
     """A field added to a scenario dataclass fails here until the file format holds it."""
 

@@ -309,7 +309,7 @@ def encode(scenario: Scenario, *, exact: bool = True) -> dict[str, Any]:
         "files": {path: _encode_file(f) for path, f in scenario.files.items()},
         "setup": list(scenario.setup),
         "services": {
-            key: {"command": s.command, **({"pidfile": s.pidfile} if s.pidfile else {})}
+            key: {"command": s.command, "pidfile": s.pidfile}
             for key, s in scenario.services.items()
         },
         "params": params,
@@ -547,6 +547,7 @@ def _effects(value: object, where: str) -> tuple[Effect, ...]:
 
 
 def _service(value: object, where: str) -> Service:
+    # pidfile came later: a file written before has none
     optional = {"pidfile": _str} if isinstance(value, dict) and "pidfile" in value else {}
     return Service(**_fields(value, where, {"command": _str, **optional}))
 
