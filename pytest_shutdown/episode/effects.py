@@ -247,16 +247,17 @@ def long_matches(
     """For each service, the processes of `table` with a truncated command line that,
     read in full now (before the kill), match a command line the service was seen running;
     proctable.Unreadable when one can't be read."""
-    long = [p for p in table if p.truncated]
-    out: dict[str, frozenset[tuple[int, str]]] = {}
-    for name, argvs in seen.items():
-        patterns = _patterns(argvs)
-        out[name] = frozenset(
-            (p.host_pid, str(p.start))
-            for p in long
-            if patterns and proctable.scan(p.host_pid, p.start, patterns)
-        )
-    return out
+    patterns = {name: _patterns(argvs) for name, argvs in seen.items()}
+    every = set().union(*patterns.values()) if patterns else set()
+    hits: dict[str, set[tuple[int, str]]] = {name: set() for name in seen}
+    for p in table:
+        if not p.truncated or not every:
+            continue
+        found = proctable.scan(p.host_pid, p.start, every) or set()  # one read of each
+        for name, mine in patterns.items():
+            if found & mine:
+                hits[name].add((p.host_pid, str(p.start)))
+    return {name: frozenset(h) for name, h in hits.items()}
 
 
 def _pidfile_names(view: HostView, path: str, table: tuple[Process, ...]) -> Process | None:

@@ -324,18 +324,33 @@ class Pattern:
 
     def matches(self, argv: Iterable[str]) -> bool:
         """Whether a command line (all of it, or a stream of its arguments) matches."""
-        args = iter(argv)
-        first = next(args, None)
-        if first is None:
-            return False
-        if not self.run:
-            return _norm(first).rsplit("/", 1)[-1] == self.base
-        window: deque[str] = deque(maxlen=len(self.run))
-        for arg in args:
-            window.append(_norm(arg))
-            if len(window) == len(self.run) and tuple(window) == self.run:
-                return True
-        return False
+        return bool(matching(argv, (self,)))
+
+
+def matching(argv: Iterable[str], patterns: Iterable[Pattern]) -> set[Pattern]:
+    """The patterns a command line (all of it, or a stream of its arguments) matches, in
+    one pass over it."""
+    wanted = list(patterns)
+    args = iter(argv)
+    first = next(args, None)
+    if first is None:
+        return set()
+    base = _norm(first).rsplit("/", 1)[-1]
+    found = {p for p in wanted if not p.run and p.base == base}
+    runs = [p for p in wanted if p.run]
+    if not runs:
+        return found
+    by_last: dict[str, list[Pattern]] = {}
+    for p in runs:
+        by_last.setdefault(p.run[-1], []).append(p)
+    window: deque[str] = deque(maxlen=max(len(p.run) for p in runs))
+    for arg in args:
+        arg = _norm(arg)
+        window.append(arg)
+        for p in by_last.get(arg, ()):
+            if len(window) >= len(p.run) and tuple(window)[-len(p.run) :] == p.run:
+                found.add(p)
+    return found
 
 
 def _args(where: str) -> Iterator[str]:
@@ -359,11 +374,8 @@ def scan(host_pid: int, start: int, patterns: Iterable[Pattern]) -> set[Pattern]
     s = _stat(host_pid)
     if s is None or s.start != start or (where := _where(s)) is None:
         return None
-    found = set()
     try:
-        for pattern in patterns:  # one read each: few services, each seen with few argvs
-            if pattern.matches(_args(where)):
-                found.add(pattern)
+        found = matching(_args(where), patterns)
     except _Ended:
         return None
     again = _stat(host_pid)
