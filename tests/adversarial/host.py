@@ -296,7 +296,7 @@ class HostWatch:
             for arg in argv:
                 text = arg.decode(errors="replace")
                 if text.startswith(prefix):
-                    owned.add(text[len(prefix):].split("/")[0])
+                    owned.add(text[len(prefix) :].split("/")[0])
         if self.docker is None:
             return owned
         for c in self.docker.containers(filters={"label": f"{LABEL_RUN}={self.run_id}"}):
