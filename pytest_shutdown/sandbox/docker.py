@@ -92,8 +92,10 @@ class DockerSandbox:
         self.sock.settimeout(None)
         self.channel = ShellChannel(self.sock.sendall, DemuxReader(self.sock).read)
 
-    def run(self, command: str, timeout: float, max_output: int = 16_000) -> CommandResult:
-        return self.channel.run(command, timeout, max_output)
+    def run(
+        self, command: str, timeout: float, max_output: int = 16_000, user: str = "agent"
+    ) -> CommandResult:
+        return self.channel.run(command, timeout, max_output, user)
 
     def probe(self) -> str:
         return self.channel.probe()
