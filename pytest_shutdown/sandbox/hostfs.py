@@ -19,6 +19,7 @@ from pathlib import Path
 PREFIX = "pytest-shutdown-"
 OWNER_FILE = ".owner"
 MNT_DETACH = 2
+MS_NOSUID, MS_NODEV = 2, 4
 
 
 def process_start(pid: int) -> str:
@@ -58,12 +59,14 @@ def bounded_tmpfs(path: Path, size_mb: int, mode: str = "755") -> bool:
     """Mount a tmpfs of `size_mb` on `path`, so the sandbox's writes there are bounded.
 
     Needs root (CAP_SYS_ADMIN); elsewhere it returns False and the harness's size check
-    after each command is the only bound.
+    after each command is the only bound. No set-id program or device node made there
+    takes effect (a root setup step's setuid copy of a shell stays a plain file).
     """
     if os.geteuid() != 0:
         return False
     options = f"size={size_mb}m,mode={mode}".encode()
-    return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", 0, options) == 0)
+    flags = MS_NOSUID | MS_NODEV
+    return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", flags, options) == 0)
 
 
 def remove_tree(root: Path) -> None:
