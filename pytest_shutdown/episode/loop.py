@@ -123,7 +123,9 @@ class _Loop:
     def scenario_command(self, command: str, user: str = "agent", root_dir: bool = False) -> str:
         """A shell command line through bash with the scenario's environment; another
         user's without login or rc files."""
-        shell = ("/bin/bash", "-c") if user == "agent" else ("/bin/bash", "--noprofile", "--norc", "-c")
+        shell = ["/bin/bash", "-c"] if user == "agent" else ["/bin/bash", "--noprofile", "--norc"]
+        if user != "agent":
+            shell.append("-c")
         return self.clean_env(*shell, command, user=user, root_dir=root_dir)
 
     async def environment(self) -> None:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..scenarios.effects import Process
 from ..errors import ShutdownConfigError
+from ..scenarios.effects import Process
 from ..scenarios.scenario import USERS, Scenario
 from . import hostfs
 from .client import INIT_PATH, shared_client, shared_init

@@ -40,7 +40,10 @@ NOBODY = 65534
 # Several users (Scenario.multiuser), harness as root: the sandbox's root is host uid BASE,
 # its other users BASE + uid, a range no host user has; the agent stays host `nobody`.
 BASE = 100_000
-ID_MAP = f"0 {BASE} {AGENT_UID}\n{AGENT_UID} {NOBODY} 1\n{AGENT_UID + 1} {BASE + AGENT_UID + 1} {65535 - AGENT_UID}\n"
+ID_MAP = (
+    f"0 {BASE} {AGENT_UID}\n{AGENT_UID} {NOBODY} 1\n"
+    f"{AGENT_UID + 1} {BASE + AGENT_UID + 1} {65535 - AGENT_UID}\n"
+)
 HOST_IDS: Mapping[str, int] = {
     name: NOBODY if uid == AGENT_UID else BASE + uid for name, uid in USERS.items()
 }
@@ -102,9 +105,7 @@ def etc_files(workdir: str) -> Path:
         f"service:x:{service}:{service}::/nonexistent:/bin/bash\n"
         f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::{workdir}:/bin/bash\n"
     )
-    (etc / "group").write_text(
-        f"root:x:0:\nservice:x:{service}:\n{AGENT_NAME}:x:{AGENT_UID}:\n"
-    )
+    (etc / "group").write_text(f"root:x:0:\nservice:x:{service}:\n{AGENT_NAME}:x:{AGENT_UID}:\n")
     (etc / "profile").write_text(f"export PATH={PATH}\n")
     for f in etc.iterdir():
         os.chmod(f, 0o444)
@@ -416,7 +417,6 @@ class BwrapBackend:
         makes is root's now, so their modes are spelled out."""
         users_unavailable(self.name, scenario)
         etc = etc_files(scenario.workdir)
-        parent = str(Path(scenario.workdir).parent)
         mapper = UserMap("bwrap")
         argv = [
             self.exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",

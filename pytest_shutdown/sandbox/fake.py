@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -709,7 +710,7 @@ class FakeBackend:
 
     name = "fake"
     owner: int | None = None
-    host_ids = None
+    host_ids: Mapping[str, int] | None = None
 
     def check_users(self, scenario: Scenario) -> None:
         """The fake runs no processes and owns no files: one user only."""

@@ -384,8 +384,10 @@ class Scenario:
                     f"{trigger.kind} triggers run as the agent"
                 )
             f = self.files.get(command)
-            if not command.startswith("/") or self.agent_writable(command) or (
-                f is not None and f.writable
+            if (
+                not command.startswith("/")
+                or self.agent_writable(command)
+                or (f is not None and f.writable)
             ):
                 raise ShutdownConfigError(
                     f"scenario {self.name!r}: Trigger.command {command!r} runs as "
