@@ -136,8 +136,16 @@ static void check_signals(pid_t cmd, int *cmd_status, int *cmd_done) {
 }
 
 static pid_t spawn(const char *command, int out, long long uid, long long gid) {
+    /* Another user's command is forked with real uid 0, so that no process of the agent
+       can signal it before it has switched (kill(2) checks the target's real uid); PID 1
+       takes the agent's back right after, so only this instant refuses the agent's TERM. */
+    int other = privileged && uid != AGENT;
+    if (other && setresuid(0, -1, -1)) _exit(92);
     pid_t pid = fork();
-    if (pid != 0) return pid;
+    if (pid != 0) {
+        if (other && setresuid(AGENT, -1, -1)) _exit(92);
+        return pid;
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
