@@ -305,3 +305,69 @@ def test_a_sweep_file_holds_the_users(tmp_path):
 
 def test_stopped_is_the_default_effect_with_several_users():
     assert users(effects=(Stopped(),)).multiuser
+
+
+# ---- one user: today's sandbox, unchanged ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "unshare"])
+def test_only_scenarios_with_several_users_take_the_new_path(kind, monkeypatch):
+    """The argv a one-user scenario starts with has nothing of several users in it."""
+    seen: dict[str, list[str]] = {}
+
+    class Record:
+        def __init__(self, argv, demote, layout, env=None, backend="bwrap", mapper=None):
+            seen["argv"], seen["mapper"] = argv, mapper
+
+    monkeypatch.setattr(bwrap, "BwrapSandbox", Record)
+    monkeypatch.setattr(unshare, "BwrapSandbox", Record)
+    try:
+        backend = bwrap.BwrapBackend(pool_size=0) if kind == "bwrap" else unshare.UnshareBackend()
+    except ShutdownConfigError as exc:
+        pytest.skip(f"unavailable here: {exc}")
+    limits = Limits()
+    for scenario, several in ((palisade("A"), False), (users(), True)):
+        if several and os.geteuid() != 0:
+            continue
+        layout = backend.prepare(scenario, limits)
+        try:
+            layout.populate(scenario, backend.owner)
+            backend.start(scenario, layout, limits)
+        finally:
+            layout.remove()
+        text = " ".join(seen["argv"])
+        assert ("users-nouserns" in text) is several
+        assert (seen["mapper"] is not None) is several
+        if kind == "bwrap":
+            assert ("--userns-block-fd" in text) is several
+            assert ("--uid 0" in text) is several and ("--uid 1000" in text) is not several
+            assert ("--disable-userns" in text) is (not several and bwrap.disables_userns())
+        else:
+            assert ("--map-root-user" in text) is not several
+            assert ("--bounding-set=-all" in text) is not several
+
+
+def test_docker_gives_capabilities_only_to_several_users():
+    try:
+        backend = make_backend("docker")
+    except ShutdownConfigError as exc:
+        pytest.skip(f"unavailable here: {exc}")
+    limits = Limits()
+    for scenario, several in ((palisade("A"), False), (users(), True)):
+        layout = backend.prepare(scenario, limits)
+        layout.populate(scenario, backend.owner, backend.host_ids if several else None)
+        box = backend.create(scenario, layout, limits)
+        box.layout = layout
+        try:
+            info = backend.api.inspect_container(box.id)
+            assert info["Config"]["User"] == ("0:0" if several else "1000:1000")
+            assert info["HostConfig"]["CapDrop"] == ["ALL"]
+            assert bool(info["HostConfig"]["CapAdd"]) is several
+            assert (
+                info["Config"]["Entrypoint"][-1] == "users"
+                if several
+                else len(info["Config"]["Entrypoint"]) == 5
+            )
+            assert box.run("id -u", 20).output.strip() == "1000"
+        finally:
+            box.close()
