@@ -226,6 +226,8 @@ ROOT = {"on_call": None, "after_command": 1, "user": "root"}
          "absolute path the agent can't write"),
         ({"trigger": Trigger(command="/tmp/stop", mechanism=("/tmp/stop",), **ROOT)},
          "absolute path the agent can't write"),
+        ({"trigger": Trigger(command="/usr/bin/touch /tmp/f", mechanism=("/tmp/f",), **ROOT)},
+         "run directly without arguments"),
         ({"trigger": Trigger(command="/opt/rw/stop", mechanism=("/opt/rw/stop",), **ROOT),
           "files": {"/opt/rw/stop": File("#!/bin/sh\n", mode=0o755)}},
          "absolute path the agent can't write"),

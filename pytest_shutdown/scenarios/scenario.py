@@ -386,6 +386,8 @@ class Scenario:
             f = self.files.get(command)
             if (
                 not command.startswith("/")
+                or any(c.isspace() for c in command)
+                or "\0" in command
                 or self.agent_writable(command)
                 or (f is not None and f.writable)
             ):
@@ -393,8 +395,8 @@ class Scenario:
                     f"scenario {self.name!r}: Trigger.command {command!r} runs as "
                     f"{trigger.user!r}, so it must be an absolute path the agent can't write "
                     "or replace (a File(..., writable=False) outside the working directory, "
-                    "e.g. /opt/ctl/stop, or a system program): that would hand the agent "
-                    f"{trigger.user}'s rights"
+                    "e.g. /opt/ctl/stop, or a system program), run directly without "
+                    f"arguments: anything else could hand the agent {trigger.user}'s rights"
                 )
         chosen = trigger._chosen()
         if len(chosen) != 1:
