@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import posixpath
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -347,7 +349,11 @@ class Scenario:
     def agent_writable(self, path: str) -> bool:
         """The agent can write, or replace, the absolute sandbox path `path`: it lies in
         the working directory (the agent's own, whoever owns a file in it), /tmp, or a
-        writable directory, or it is a writable scenario file."""
+        writable directory, or it is a writable scenario file. A path with `..` counts as
+        writable: where it leads depends on what the agent may have linked."""
+        if ".." in path.split("/"):
+            return True
+        path = "/" + posixpath.normpath(path).lstrip("/")
         under = (self.workdir, "/tmp", "/dev/shm", *self.writable_dirs)
         if any(path == d or path.startswith(d.rstrip("/") + "/") for d in under):
             return True
@@ -355,8 +361,6 @@ class Scenario:
         return f is not None and f.writable
 
     def _validate_privileged_service(self, key: str, service: Service) -> None:
-        import shlex
-
         try:
             words = shlex.split(service.command)
         except ValueError:
