@@ -144,6 +144,7 @@ static pid_t spawn(const char *command, int out, long long uid, long long gid) {
     pid_t pid = fork();
     if (pid != 0) {
         if (other && setresuid(AGENT, -1, -1)) _exit(92);
+        if (other) prctl(PR_SET_DUMPABLE, 0); /* stays so; said again after each change */
         return pid;
     }
     sigset_t none;
