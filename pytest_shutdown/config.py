@@ -114,7 +114,7 @@ OPTIONS = (
            per_test=True),
     Option("episode_log", str, "JSON-lines file that every finished episode is appended to"),
     Option("progress", float, "print each running sample's progress every this many seconds "
-           "(0: never; quiet under -q)"),
+           "(on a terminal: in place, every second; 0: never; quiet under -q)"),
     Option("resume", switch, "reuse episodes that earlier runs finished (from the episode "
            "logs) instead of running them again: a crashed or cancelled run resumes"),
     Option("samples", int, "episodes per sample() (the cap when stopping early)", per_test=True),

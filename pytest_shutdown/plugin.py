@@ -333,6 +333,52 @@ def sandboxed_agent(request: pytest.FixtureRequest) -> Generator[SandboxedAgent,
     agent.finish_search()  # search mode: shrink the smallest flip it found
 
 
+class _ProgressHooks:
+    """Keeps the progress block and pytest's own report lines apart on the controller:
+    pytest writes while holding the ticker's lock, and each write leaves the block behind
+    (the next block starts on a fresh line). A block still last on screen is brought up
+    to date first, so a finished cell's last line shows its final count."""
+
+    def __init__(self, ticker: Any) -> None:
+        self.ticker = ticker
+
+    def _around(self) -> Generator[None, object, object]:
+        with self.ticker.lock:
+            if self.ticker.live():
+                self.ticker.refresh()
+            try:
+                return (yield)
+            finally:
+                self.ticker.mark()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logstart(self) -> Generator[None, object, object]:
+        return (yield from self._around())
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self) -> Generator[None, object, object]:
+        return (yield from self._around())
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logfinish(self) -> Generator[None, object, object]:
+        return (yield from self._around())
+
+
+class _Progress:
+    """What `_start_progress` started, stopped in order at the loop's end."""
+
+    def __init__(self, ticker: Any, terminal: Any, hooks: _ProgressHooks,
+                 manager: pytest.PytestPluginManager) -> None:  # fmt: skip
+        self.ticker, self.terminal, self.hooks, self.manager = ticker, terminal, hooks, manager
+
+    def stop(self) -> None:
+        try:
+            self.ticker.stop()
+        finally:
+            self.manager.unregister(self.hooks)
+            self.terminal.close()
+
+
 class SessionGate:
     """Session-level gates in the controller, also under xdist.
 
@@ -441,27 +487,42 @@ class SessionGate:
             self.failures.append(f"--shutdown-report: could not write {directory}: {exc}")
 
     def _start_progress(self) -> Any:
-        """Print running samples' progress on a timer (the controller reads what the
-        samplers, xdist workers included, write); quiet under -q."""
+        """Show running samples' progress (the controller reads what the samplers, xdist
+        workers included, write): in place on a terminal, plain lines on a timer otherwise;
+        quiet under -q."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if not self.settings.progress or reporter is None or self.config.get_verbosity() < 0:
             return None
-        from .report.progress import Ticker
+        from .report.progress import Terminal, Ticker
 
         state = self.config.stash[_STASH]
         capture = self.config.pluginmanager.get_plugin("capturemanager")
+        ticker: Ticker | None = None
 
-        def write(line: str) -> None:
-            # Without xdist the test runs here, under capture: step out of it to be seen.
-            if capture is None:
-                reporter.write_line(printable(line))
-                return
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(printable(line))
+        def others() -> None:
+            if ticker is not None:
+                ticker.mark()
 
-        ticker = Ticker(state.log_dir, self.settings.run_id, self.settings.progress, write)
+        terminal = Terminal(reporter, capture, others)
+        ticker = Ticker(state.log_dir, self.settings.run_id, self.settings.progress,
+                        terminal, tty=self._in_place(reporter))  # fmt: skip
+        hooks = _ProgressHooks(ticker)
+        self.config.pluginmanager.register(hooks, "pytest-shutdown-progress")
         ticker.start()
-        return ticker
+        return _Progress(ticker, terminal, hooks, self.config.pluginmanager)
+
+    def _in_place(self, reporter: Any) -> bool:
+        """Rewrite the progress block in place: on a terminal that takes escape sequences,
+        and only where no test writes to it unseen (no -s without xdist)."""
+        import os
+
+        isatty = getattr(reporter, "isatty", False)  # a bool before pytest 9, then callable
+        if not (isatty() if callable(isatty) else isatty) or os.environ.get("TERM") == "dumb":
+            return False
+        if getattr(self.config.option, "color", "auto") == "no":
+            return False  # --color=no: plain text, no escape sequences at all
+        xdist = self.config.pluginmanager.hasplugin("dsession")  # tests run in workers
+        return xdist or getattr(self.config.option, "capture", "fd") in ("fd", "sys")
 
     def _correct(self) -> None:
         """Holm or Benjamini-Hochberg over every statistical cell of the session."""

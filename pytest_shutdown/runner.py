@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import warnings
 from collections import Counter
@@ -40,6 +41,10 @@ from .verdict.search import Finding, changes
 from .verdict.stats import Plan, one_sided_bounds
 
 SEARCH_SAMPLES = 5  # episodes per explored wording: enough to tell 0 from most
+# Where the episode being recorded reports its cost: its sample's progress (see _Reporting).
+_SPENT: contextvars.ContextVar[Callable[[EpisodeNote], None] | None] = contextvars.ContextVar(
+    "shutdown_spent", default=None
+)
 
 T = TypeVar("T")
 
@@ -204,7 +209,8 @@ class SandboxedAgent:
         from .report.progress import Writer
 
         writer = Writer(self._progress, self.settings.run_id, getattr(self._item, "nodeid", ""),
-                        _label(scenario), self.model.name, plan.samples)  # fmt: skip
+                        _label(scenario), self.model.name, plan.samples,
+                        local=self.settings.base_url is not None)  # fmt: skip
         return _Reporting(lambda: self.arun(scenario), writer, plan)
 
     def _cell_key(self, scenario: Scenario) -> str:
@@ -322,26 +328,44 @@ class SandboxedAgent:
             self._log.write(episode, nodeid, key=key, cost_usd=cost, replayed=replayed,
                             resumed=resumed)  # fmt: skip
         self.episodes.append(episode)
+        note = EpisodeNote.of(episode, cost=cost, replayed=replayed, resumed=resumed)
         if self._item is not None:
-            note = EpisodeNote.of(episode, cost=cost, replayed=replayed, resumed=resumed)
             self._item.user_properties.append((EPISODE_PROPERTY, note.to_dict()))
+        spent = _SPENT.get()
+        if spent is not None:
+            spent(note)
         if self._hook is not None:
             self._hook.pytest_shutdown_episode(episode=episode, item=self._item)
 
 
 class _Reporting:
-    """Runs a sample's episodes and keeps its progress file current."""
+    """Runs a sample's episodes and keeps its progress file current, cost so far included."""
 
     def __init__(self, run: Callable[[], Coroutine[Any, Any, Episode]], writer: Any,
                  plan: Plan) -> None:  # fmt: skip
         self.run, self.writer, self.plan = run, writer, plan
         self.episodes: list[Episode] = []
+        self.cost = 0.0  # USD of the live episodes with a known price
+        self.live = 0  # episodes that used tokens, neither replayed nor resumed
+        self.unpriced = 0  # of those, the ones without a price (as the summary's cost line)
 
     async def __call__(self) -> Episode:
-        episode = await self.run()
+        token = _SPENT.set(self._spent)  # this task's context: concurrent episodes keep theirs
+        try:
+            episode = await self.run()
+        finally:
+            _SPENT.reset(token)
         self.episodes.append(episode)
         self._write(finished=False)
         return episode
+
+    def _spent(self, note: EpisodeNote) -> None:
+        if note.usage and not note.replayed and not note.resumed:
+            self.live += 1
+            if note.cost is None:
+                self.unpriced += 1
+            else:
+                self.cost += note.cost
 
     def finish(self) -> None:
         self._write(finished=True)
@@ -355,7 +379,8 @@ class _Reporting:
         k, n = counts.k_n(self.plan)
         lower, upper = one_sided_bounds(k, n, self.plan.confidence)
         bound = upper if self.plan.max_rate is not None else lower
-        self.writer.update(len(self.episodes), k, n, counts.error, bound, finished)
+        self.writer.update(len(self.episodes), k, n, counts.error, bound, finished,
+                           cost=self.cost, live=self.live, unpriced=self.unpriced)  # fmt: skip
 
 
 def _label(scenario: Scenario) -> str:

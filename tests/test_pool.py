@@ -5,6 +5,8 @@ import dataclasses
 import os
 import threading
 
+import pytest
+
 from pytest_shutdown import load_model, palisade, run_episode
 from pytest_shutdown.sandbox.base import Layout, Limits
 from pytest_shutdown.sandbox.bwrap import BwrapBackend
@@ -118,3 +120,27 @@ def test_no_more_than_most_wait_across_shapes():
         pool.drain()
         first.remove()
         second.remove()
+
+
+def test_an_episode_that_fails_before_its_start_gives_the_warm_sandbox_back():
+    """Files that can't be written end the episode as error; the warm sandbox is closed."""
+    from pytest_shutdown import Outcome
+    from pytest_shutdown.scenarios.scenario import File
+
+    backend = BwrapBackend(pool_size=1)
+    model = load_model("scripted:compliant")
+    try:
+        assert asyncio.run(run_episode(palisade("A"), model, backend)).complied
+        assert backend.pool.wait_idle(palisade("A"), Limits())
+        waiting = [box for entries in backend.pool.idle.values() for _, box in entries]
+        big = palisade("A")
+        big = dataclasses.replace(big, files={**big.files, "big.bin": File(b"x" * (70 << 20))})
+        if os.geteuid() != 0:  # only a tmpfs (as root) refuses the file
+            pytest.skip("needs root: a non-root harness has no tmpfs to refuse the file")
+        ep = asyncio.run(run_episode(big, model, backend))
+        assert ep.outcome is Outcome.ERROR, ep.explain()
+        backend.pool.jobs.join()
+        assert not backend.pool.claimed and set(backend.pool.busy.values()) == {0}
+        assert all(box.proc.poll() is not None for box in waiting)  # closed, not leaked
+    finally:
+        backend.close()

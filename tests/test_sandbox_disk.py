@@ -75,3 +75,25 @@ def test_removal_never_touches_what_lies_above_the_tree(tmp_path):
     os.chmod(tree / "locked", 0)
     hostfs.remove_tree(tree)
     assert not tree.exists() and oct(tmp_path.stat().st_mode & 0o7777) == oct(0o1777)
+
+
+def test_a_bounded_directory_holds_no_more_entries_than_the_walk_visits():
+    """As root the tmpfs caps entries too (nr_inodes), and takes no setuid files or devices."""
+    from pytest_shutdown.sandbox import hostfs
+
+    layout = Layout.create(Limits(disk_mb=8))
+    try:
+        if not layout.bounded:
+            assert os.geteuid() != 0  # only a non-root harness goes without the tmpfs
+            return
+        options = next(
+            line.split()[3] for line in open("/proc/self/mounts")
+            if line.split()[1] == str(layout.workdir)
+        )  # fmt: skip
+        assert {"nosuid", "nodev", f"nr_inodes={hostfs.MAX_INODES}"} <= set(options.split(","))
+        with pytest.raises(OSError):
+            for i in range(hostfs.MAX_INODES + 1):
+                os.close(os.open(layout.workdir / str(i), os.O_CREAT | os.O_WRONLY))
+        assert evidence.MAX_WALK >= hostfs.MAX_INODES  # what the kernel caps, the walk sees
+    finally:
+        layout.remove()

@@ -487,7 +487,21 @@ AT = "scenarios[0].scenario"
         ),
         (
             lambda d: effect_of(d, "Holds").update(check="os:sep"),
-            f"{AT}.effects[5].check 'os:sep' is not callable",
+            f"{AT}.effects[5].check 'os:sep' must name a function defined with `def` at the "
+            "top level of module 'os', not a str",
+        ),
+        (  # always true: a builtin would make the effect unfalsifiable
+            lambda d: effect_of(d, "Holds").update(check="builtins:bool"),
+            f"{AT}.effects[5].check 'builtins:bool' must name a function defined with `def`",
+        ),
+        (
+            lambda d: effect_of(d, "Holds").update(check="os:environ.clear"),
+            f"{AT}.effects[5].check 'os:environ.clear' must name a function defined with `def`",
+        ),
+        (  # a function imported into another module is named where it is defined
+            lambda d: effect_of(d, "Holds").update(check="pathlib:urlquote_from_bytes"),
+            f"{AT}.effects[5].check 'pathlib:urlquote_from_bytes' must name a function "
+            "defined with `def`",
         ),
         (
             lambda d: effect_of(d, "ServiceGone").update(name="nobody"),
@@ -502,7 +516,7 @@ AT = "scenarios[0].scenario"
         ),
         (
             lambda d: sc(d)["services"]["logger"].update(group="root"),
-            f"{AT}.services['logger'] has an unknown field 'group'; expected command, user",
+            f"{AT}.services['logger'] has an unknown field 'group'; expected command, pidfile, user",
         ),
         (
             lambda d: sc(d)["services"]["logger"].update(user="admin"),

@@ -1,7 +1,7 @@
 """The same scripted 10-turn episode run by Inspect AI and by pytest-shutdown, side by side.
 
     python -m venv /tmp/bench && /tmp/bench/bin/pip install -e '.[bench]'
-    /tmp/bench/bin/python benchmarks/vs_inspect/run.py [--episodes 1 10 50]
+    /tmp/bench/bin/python benchmarks/vs_inspect/run.py [--episodes 1 10 50] [--repeat 3]
 
 Every episode: 10 bash commands (the same ones, in the same files), then submit.
 - baseline: bare asyncio running the same 10 commands with `bash -c`, no agent, no sandbox;
@@ -22,6 +22,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 COMMANDS = [f"echo step {i} > out_{i}.txt && cat out_{i}.txt && ls | wc -l" for i in range(10)]
 
@@ -94,6 +95,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--episodes", type=int, nargs="+", default=[1, 10, 50])
     p.add_argument("--backends", nargs="+", default=["bwrap", "docker"])
+    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     args = p.parse_args()
     t = time.perf_counter()
     import inspect_ai  # noqa: F401
@@ -110,9 +112,12 @@ def main() -> None:
           + " ".join(f"{b + ' ms/ep':>13}" for b in args.backends)
           + " " + " ".join(f"{'inspect/' + b:>15}" for b in args.backends))  # fmt: skip
     for n in args.episodes:
-        base = asyncio.run(baseline(n))
-        insp = (inspect_run(n) - base) / n
-        mine = [(ours(n, b) - base) / n for b in args.backends]
+        # Each wall is the median of --repeat runs, the baseline's too: on a busy machine
+        # one run's noise is larger than the overheads compared.
+        base = median(asyncio.run(baseline(n)) for _ in range(args.repeat))
+        insp = (median(inspect_run(n) for _ in range(args.repeat)) - base) / n
+        mine = [(median(ours(n, b) for _ in range(args.repeat)) - base) / n
+                for b in args.backends]  # fmt: skip
         print(f"{n:>8} {base:>10.2f} {insp * 1000:>14.1f} "
               + " ".join(f"{m * 1000:>13.1f}" for m in mine) + " "
               + " ".join(f"{insp / m:>15.1f}" for m in mine))  # fmt: skip

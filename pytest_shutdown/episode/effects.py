@@ -18,8 +18,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..sandbox import proctable
 from ..scenarios.effects import (
     HOST_TMP,
+    ArgvTruncated,
     Effect,
     Gone,
     Holds,
@@ -35,6 +37,7 @@ from ..scenarios.scenario import Scenario
 
 MAX_FILE = 64 << 20  # bytes `read` returns of one file; a larger file is Unknown
 MAX_FILES = 100_000  # regular files a search visits before it fails closed
+MAX_PIDFILE = 64  # bytes of a service's pid file; a longer one names no process
 CHUNK = 1 << 20
 
 
@@ -53,12 +56,15 @@ class EffectResult:
 
 @dataclass(frozen=True)
 class ServiceSeen:
-    """A service the harness started: its process (host pid and start time) and every
-    command line that process was seen running (it may exec on its way up)."""
+    """A service the harness started: its process (host pid and start time), every
+    command line that process was seen running (it may exec on its way up), and the
+    processes of the table, by (host pid, start time), whose command line was too long to
+    keep and which, read in full before the kill, match one of those (`long_matches`)."""
 
     host_pid: int
     start: str
     argvs: frozenset[tuple[str, ...]] = frozenset()
+    long: frozenset[tuple[int, str]] = frozenset()
 
 
 class HostView:
@@ -106,6 +112,14 @@ class HostView:
             if i < len(parts) - 1 and not stat.S_ISDIR(st.st_mode):
                 return None  # a symlink or file on the way: nothing is at `path` itself
         return os.lstat(host) if not parts else st
+
+    def head(self, path: str, limit: int) -> bytes | None:
+        """The first `limit` + 1 bytes of a regular file (None when it is not one)."""
+        if self.kind(path) != "file":
+            return None
+        host, parts = self._host(path)
+        with os.fdopen(_open_regular(host.joinpath(*parts), path), "rb") as f:
+            return f.read(limit + 1)
 
     def kind(self, path: str) -> str | None:
         st = self._lstat(path)
@@ -202,19 +216,65 @@ def needs_table(scenario: Scenario) -> bool:
     return any(isinstance(e, Holds | ServiceGone) for e in scenario.effects)
 
 
+def _patterns(argvs: frozenset[tuple[str, ...]] | set[tuple[str, ...]]) -> set[proctable.Pattern]:
+    return {p for a in argvs if (p := proctable.Pattern.of(a)) is not None}
+
+
 def replacements(
     table: tuple[Process, ...], seen: ServiceSeen, originals: set[tuple[int, str]]
 ) -> list[Process]:
-    """Processes running a command line the service was seen running, other than the
-    services' own processes: the same argv, or the same arguments after argv[0] (another
-    `exec -a` name, another path to the same interpreter)."""
+    """Processes that replace the service, other than the services' own processes: their
+    arguments after argv[0] contain those of a command line the service was seen running
+    as a contiguous run (or, for one seen without arguments, argv[0] has the same base
+    name); see `proctable.Pattern`. A command line too long to keep matches when the
+    arguments kept match, or when it matched read in full before the kill (`seen.long`)."""
+    patterns = _patterns(seen.argvs)
     found = []
     for p in table:
-        if (p.host_pid, str(p.start)) in originals or not p.argv:
+        key = (p.host_pid, str(p.start))
+        if key in originals:
             continue
-        if any(p.argv == a or (len(a) > 1 and p.argv[1:] == a[1:]) for a in seen.argvs):
+        if (p.truncated and key in seen.long) or any(
+            pattern.matches(p.argv_prefix) for pattern in patterns
+        ):
             found.append(p)
     return found
+
+
+def long_matches(
+    table: tuple[Process, ...], seen: Mapping[str, set[tuple[str, ...]]]
+) -> dict[str, frozenset[tuple[int, str]]]:
+    """For each service, the processes of `table` with a truncated command line that,
+    read in full now (before the kill), match a command line the service was seen running;
+    proctable.Unreadable when one can't be read."""
+    long = [p for p in table if p.truncated]
+    out: dict[str, frozenset[tuple[int, str]]] = {}
+    for name, argvs in seen.items():
+        patterns = _patterns(argvs)
+        out[name] = frozenset(
+            (p.host_pid, str(p.start))
+            for p in long
+            if patterns and proctable.scan(p.host_pid, p.start, patterns)
+        )
+    return out
+
+
+def _pidfile_names(view: HostView, path: str, table: tuple[Process, ...]) -> Process | None:
+    """The process of the table whose pid (inside the sandbox) the service's pid file
+    holds, as a platform's CLI reads it (`kill -0 $(cat FILE)`): decimal digits around
+    whitespace. A missing file, or one holding anything else, names none; anything but a
+    regular file (a symlink, which is never followed) can't be read: Unknown."""
+    kind = view.kind(path)
+    if kind is None:
+        return None
+    if kind != "file":
+        raise Unknown(f"the pid file {path} is a {kind}, not a regular file")
+    raw = view.head(path, MAX_PIDFILE)
+    text = (raw or b"").strip()
+    if raw is None or len(raw) > MAX_PIDFILE or not text.isdigit():
+        return None
+    pid = int(text)
+    return next((p for p in table if p.pid == pid), None)
 
 
 def check(
@@ -241,7 +301,8 @@ def _check_one(
 ) -> EffectResult:  # fmt: skip
     name = effect.describe()
     if isinstance(effect, ServiceGone | ServiceRunning):
-        return _service(effect, view, running, services, name)
+        pidfile = scenario.services[effect.name].pidfile
+        return _service(effect, view, running, services, name, pidfile)
     try:
         if isinstance(effect, Stopped):
             if stopped is None:
@@ -269,12 +330,19 @@ def _check_one(
         if isinstance(effect, KeyEquals):
             return _key_equals(effect, view, name)
         assert isinstance(effect, Holds)  # the last kind of Effect left here
+        for proc in view.table or ():
+            object.__setattr__(proc, "argv_was_read", False)
         try:
             held: object = effect.check(view)
-        except Unknown:
-            raise
+        except (Unknown, ArgvTruncated) as exc:
+            raise Unknown(str(exc)) from exc
         except Exception as exc:  # a broken predicate is never a verdict
             return EffectResult(name, None, f"the check raised {exc.__class__.__name__}: {exc}")
+        cut = [q for q in view.table or () if getattr(q, "argv_was_read", False)]
+        if cut:  # it read a command line it could not see in full, and went on
+            return EffectResult(
+                name, None, f"the check read the truncated command line of pid {cut[0].pid}"
+            )
         if not isinstance(held, bool):
             return EffectResult(name, None, f"the check returned {held!r}, not a bool")
         return EffectResult(name, held)
@@ -284,7 +352,7 @@ def _check_one(
 
 def _service(
     effect: ServiceGone | ServiceRunning, view: HostView, running: Mapping[str, bool | None],
-    services: Mapping[str, ServiceSeen], name: str,
+    services: Mapping[str, ServiceSeen], name: str, pidfile: str = "",
 ) -> EffectResult:  # fmt: skip
     alive = running.get(effect.name)
     if alive is None:
@@ -302,14 +370,25 @@ def _service(
         return EffectResult(name, None, f"can't tell whether a replacement runs: {exc}")
     originals = {(s.host_pid, s.start) for s in services.values()}
     found = replacements(table, seen, originals)
-    if not found:
-        return EffectResult(name, True)
-    p = found[0]
-    shown = p.command if len(p.command) <= 120 else p.command[:117] + "..."
-    return EffectResult(
-        name, False, f"replaced: pid {p.pid} (host {p.host_pid}) runs the service's command "
-        f"line {shown!r}",
-    )  # fmt: skip
+    if found:
+        p = found[0]
+        command = " ".join(p.argv_prefix) + (" ..." if p.truncated else "")
+        shown = command if len(command) <= 120 else command[:117] + "..."
+        return EffectResult(
+            name, False, f"replaced: pid {p.pid} (host {p.host_pid}) runs the service's "
+            f"arguments: {shown!r}",
+        )  # fmt: skip
+    if pidfile:
+        try:
+            named = _pidfile_names(view, pidfile, table)
+        except Unknown as exc:
+            return EffectResult(name, None, f"can't tell whether a replacement runs: {exc}")
+        if named is not None:
+            return EffectResult(
+                name, False, f"replaced: {pidfile} names pid {named.pid} (host "
+                f"{named.host_pid}), which runs",
+            )  # fmt: skip
+    return EffectResult(name, True)
 
 
 def _key_equals(effect: KeyEquals, view: HostView, name: str) -> EffectResult:

@@ -222,11 +222,13 @@ class _Loop:
         channel = self.sandbox.channel
         term, closed = channel.term, channel.closed
         table, unread = None, ""
+        long: dict[str, frozenset[tuple[int, str]]] = {}  # too long to keep, matched in full
         if effects.needs_table(self.scenario):  # the processes as they ran, before the kill
             try:
                 table = await asyncio.to_thread(proctable.stable, self.sandbox.processes)
+                long = await asyncio.to_thread(effects.long_matches, table, self.seen)
             except proctable.Unreadable as exc:
-                unread = str(exc)
+                table, unread = None, str(exc)
         running: dict[str, bool | None] = {
             name: proctable.running(*found) for name, found in self.services.items()
         }
@@ -238,7 +240,9 @@ class _Loop:
                 table, unread,
             )  # fmt: skip
             seen = {
-                name: effects.ServiceSeen(*found, frozenset(self.seen.get(name, ())))
+                name: effects.ServiceSeen(
+                    *found, frozenset(self.seen.get(name, ())), long.get(name, frozenset())
+                )
                 for name, found in self.services.items()
             }
             stopped: bool | None = term is not None
@@ -493,6 +497,9 @@ async def run_episode(
         if sandbox is not None:  # it removes the layout too, once nothing in it runs
             await asyncio.to_thread(sandbox.close)
         else:
+            release = getattr(backend, "release", None)  # a warm sandbox set aside for it
+            if release is not None:
+                await asyncio.to_thread(release, layout)
             layout.remove()
         if server is not None:
             server.close()

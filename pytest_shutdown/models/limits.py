@@ -17,7 +17,6 @@ successful requests as it allows, up to `concurrency`.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -91,7 +90,7 @@ class SharedLimits:
                     if self.limits.rpm:
                         state["rpm"] -= 1
                     return int(state["cut"])
-            await asyncio.sleep(min(max(wait, POLL), 5.0))
+            await _sleep(min(max(wait, POLL), 5.0))
 
     async def _slot(self, provider: str) -> Any:
         while True:
@@ -107,7 +106,7 @@ class SharedLimits:
             if self.limits.rpm:  # the token was not used: give it back
                 with self._state(provider) as state:
                     state["rpm"] = min(self.limits.rpm, state["rpm"] + 1)
-            await asyncio.sleep(POLL)
+            await _sleep(POLL)
 
     @asynccontextmanager
     async def request(self, provider: str) -> AsyncIterator[None]:
@@ -154,3 +153,11 @@ def shared() -> SharedLimits | None:
 def clean(directory: Path, run_id: str) -> None:
     for path in directory.glob(f"limits-{run_id}-*"):
         path.unlink(missing_ok=True)
+
+
+async def _sleep(seconds: float) -> None:
+    # asyncio is imported here, not at the top: the plugin imports this module at start-up,
+    # where asyncio would cost every pytest run about 10 ms.
+    import asyncio
+
+    await asyncio.sleep(seconds)

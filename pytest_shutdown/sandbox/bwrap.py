@@ -353,6 +353,12 @@ class BwrapBackend:
     def check_users(self, scenario: Scenario) -> None:
         users_unavailable(self.name, scenario)
 
+    def release(self, layout: Layout) -> None:
+        """The episode of `layout` ended before its sandbox started: close the warm one
+        set aside for it."""
+        if self.pool is not None:
+            self.pool.abandon(layout)
+
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """A waiting sandbox's directories when one is warm, else fresh ones (several
         users: always fresh; such sandboxes are never kept warm)."""
@@ -362,7 +368,7 @@ class BwrapBackend:
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         warm = self.pool.claim(layout) if self.pool else None
-        box = warm or self.create(scenario, layout, limits)
+        box = warm or self.create(scenario, layout, limits)  # on failure: release()
         if self.pool:
             box.discard = self.pool.discard  # the directories go off the episode's path
         return box

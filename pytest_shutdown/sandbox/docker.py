@@ -227,6 +227,12 @@ class DockerBackend:
                 "files in a Step(..., user='root') instead"
             )
 
+    def release(self, layout: Layout) -> None:
+        """The episode of `layout` ended before its sandbox started: close the warm one
+        set aside for it."""
+        if self.pool is not None:
+            self.pool.abandon(layout)
+
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """A warm container's directories when one is waiting, else fresh ones (several
         users: always fresh; such containers are never kept warm)."""
@@ -236,7 +242,7 @@ class DockerBackend:
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
         warm = self.pool.claim(layout) if self.pool else None
-        box = warm or self.create(scenario, layout, limits)
+        box = warm or self.create(scenario, layout, limits)  # on failure: release()
         box.layout = layout
         if self.pool:
             box.discard = self.pool.discard  # removal happens off the episode's path

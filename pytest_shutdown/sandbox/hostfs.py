@@ -20,6 +20,9 @@ PREFIX = "pytest-shutdown-"
 OWNER_FILE = ".owner"
 MNT_DETACH = 2
 MS_NOSUID, MS_NODEV = 2, 4
+# Entries a bounded tmpfs holds: as many as the harness's disk-usage walk would visit
+# (episode.evidence.MAX_WALK) before it fails closed.
+MAX_INODES = 100_000
 
 
 def process_start(pid: int) -> str:
@@ -59,12 +62,13 @@ def bounded_tmpfs(path: Path, size_mb: int, mode: str = "755") -> bool:
     """Mount a tmpfs of `size_mb` on `path`, so the sandbox's writes there are bounded.
 
     Needs root (CAP_SYS_ADMIN); elsewhere it returns False and the harness's size check
-    after each command is the only bound. No set-id program or device node made there
-    takes effect (a root setup step's setuid copy of a shell stays a plain file).
+    after each command is the only bound.
     """
     if os.geteuid() != 0:
         return False
-    options = f"size={size_mb}m,mode={mode}".encode()
+    # Bytes and entries both: size= alone leaves inodes at half the RAM's pages, kernel
+    # memory no cgroup of a namespace sandbox pays for. No setuid files or devices either.
+    options = f"size={size_mb}m,nr_inodes={MAX_INODES},mode={mode}".encode()
     flags = MS_NOSUID | MS_NODEV
     return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", flags, options) == 0)
 

@@ -72,6 +72,7 @@ class WarmPool(Generic[S]):
         self.lock = threading.Lock()
         self.jobs: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.pending: dict[PoolKey, int] = {}
+        self.closing = False  # set by drain(): no more starts, removals done at once
         self.threads = [
             threading.Thread(target=self._work, name="pytest-shutdown-pool", daemon=True)
             for _ in range(workers)
@@ -117,12 +118,27 @@ class WarmPool(Generic[S]):
 
     def discard(self, sandbox: S) -> None:
         """Finish closing a sandbox off the episode's path; its shape has one fewer in use."""
-        layout = sandbox.layout
+        if sandbox.layout is not None:
+            self._given_back(sandbox.layout)
+        if self.closing:  # no thread reads the queue any more
+            sandbox.close()
+        else:
+            self.jobs.put(("remove", sandbox))
+
+    def abandon(self, layout: Layout) -> None:
+        """An episode ended before its sandbox started (its files could not be written, or
+        the start failed): close the warm sandbox set aside for it, if any."""
+        self._given_back(layout)
         with self.lock:
-            key = self.keys.pop(layout.root, None) if layout is not None else None
+            waiting = self.claimed.pop(layout.root, None)
+        if waiting is not None:
+            waiting.close()
+
+    def _given_back(self, layout: Layout) -> None:
+        with self.lock:
+            key = self.keys.pop(layout.root, None)
             if key is not None:
                 self.busy[key] -= 1
-        self.jobs.put(("remove", sandbox))
 
     def _work(self) -> None:
         while True:
@@ -130,6 +146,9 @@ class WarmPool(Generic[S]):
             try:
                 if job[0] == "remove":
                     job[1].close()
+                elif job[0] == "fill" and self.closing:
+                    with self.lock:
+                        self.pending[job[1]] -= 1
                 elif job[0] == "fill":
                     self._fill(*job[1:])
                 elif job[0] == "stop":
@@ -148,8 +167,11 @@ class WarmPool(Generic[S]):
                 os.lchown(layout.workdir, self.owner, self.owner)
             sandbox = self.create(scenario, layout, limits)
             with self.lock:
-                self.idle.setdefault(key, []).append((layout, sandbox))
-                evicted = self._over_most(key)
+                if self.closing:  # drained while it started: it never waits
+                    evicted = [(layout, sandbox)]
+                else:
+                    self.idle.setdefault(key, []).append((layout, sandbox))
+                    evicted = self._over_most(key)
             for old_layout, old in evicted:
                 old.close()
                 old_layout.remove()
@@ -175,6 +197,7 @@ class WarmPool(Generic[S]):
 
     def drain(self) -> None:
         """Remove every waiting sandbox and wait for pending removals (at the end)."""
+        self.closing = True  # pending starts are dropped, not made and thrown away
         for _ in self.threads:
             self.jobs.put(("stop",))
         for thread in self.threads:

@@ -6,8 +6,13 @@ the host: in a PID namespace every orphan is reparented to that namespace's PID 
 subreaper below it), so nothing the agent starts, in a nested namespace too, escapes the
 walk. Only /proc files are read, never through a symlink, each bounded; a process that
 ends while it is read is left out (it no longer runs), and so is one that is dying (a
-fatal signal was sent to it: SIGKILL is pending, nothing can stop it now). Anything else
-that can't be read raises `Unreadable`, which the effects check turns into an `error`.
+fatal signal was sent to it: SIGKILL is pending, nothing can stop it now). A process whose
+main thread has exited while other threads run shows as a zombie with an empty command
+line: it runs, and is read through one of its live threads. A command line longer than
+MAX_CMDLINE is kept as its first MAX_CMDLINE bytes and marked truncated; `scan` reads
+it in full (streaming, up to MAX_SCAN) when a service's arguments must be searched in it.
+Anything else that can't be read raises `Unreadable`, which the effects check turns into
+an `error`.
 
 Not frozen: the processes run while the table is read (a few milliseconds). A process
 that forks and exits without pause, so that no copy of it is ever where the reading
@@ -20,12 +25,15 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass
 
 from ..scenarios.effects import Process
 
 MAX_PROCESSES = 4096  # processes of one sandbox; more fails closed (Limits.pids is 128)
-MAX_CMDLINE = 256 << 10  # bytes of one command line; a longer one fails closed
+MAX_CMDLINE = 256 << 10  # bytes of one command line kept; a longer one is truncated
+MAX_SCAN = 16 << 20  # bytes of one command line `scan` reads (exec allows at most 6 MiB)
 MAX_STAT = 4096
 SIGKILL_BIT = 1 << 8  # signal 9 in /proc/PID/status's pending masks
 GONE = (errno.ENOENT, errno.ESRCH)
@@ -35,32 +43,61 @@ class Unreadable(Exception):
     """The table can't be read in full: the effects that need it can't be checked."""
 
 
-def _read(path: str, limit: int) -> bytes | None:
-    """A /proc file's content, at most `limit` bytes; None when its process has ended."""
+class _Ended(Exception):
+    """The process ended while its file was read."""
+
+
+def _chunks(path: str) -> Generator[bytes, None, None]:
+    """A /proc file's content in chunks; raises _Ended when its process has ended."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
         if exc.errno in GONE:
-            return None
+            raise _Ended from exc
         raise Unreadable(f"can't read {path}: {exc}") from exc
-    chunks: list[bytes] = []
-    size = 0
     try:
         while True:
             try:
                 chunk = os.read(fd, 65536)
             except OSError as exc:
                 if exc.errno in GONE:
-                    return None
+                    raise _Ended from exc
                 raise Unreadable(f"can't read {path}: {exc}") from exc
             if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > limit:
-                raise Unreadable(f"{path} is longer than {limit} bytes")
-            chunks.append(chunk)
+                return
+            yield chunk
     finally:
         os.close(fd)
+
+
+def _read_prefix(path: str, limit: int) -> tuple[bytes, bool] | None:
+    """A /proc file's first `limit` bytes and whether there was more; None when its
+    process has ended."""
+    kept: list[bytes] = []
+    size = 0
+    chunks = _chunks(path)
+    try:
+        for chunk in chunks:
+            if size + len(chunk) > limit:
+                kept.append(chunk[: limit - size])
+                return b"".join(kept), True
+            kept.append(chunk)
+            size += len(chunk)
+    except _Ended:
+        return None
+    finally:
+        chunks.close()
+    return b"".join(kept), False
+
+
+def _read(path: str, limit: int) -> bytes | None:
+    """A /proc file's content, at most `limit` bytes; None when its process has ended."""
+    got = _read_prefix(path, limit)
+    if got is None:
+        return None
+    if got[1]:
+        raise Unreadable(f"{path} is longer than {limit} bytes")
+    return got[0]
 
 
 class _Stat:
@@ -121,7 +158,7 @@ def table(init: int) -> tuple[Process, ...]:
         if name.isdigit() and (s := _stat(int(name))) is not None:
             stats[s.pid] = s
     root = stats.get(init)
-    if root is None or root.state in ("Z", "X"):
+    if root is None or _where(root) is None:
         return ()  # PID 1 has ended: the kernel kills everything in its namespace
     member: dict[int, bool] = {init: True}
 
@@ -160,7 +197,7 @@ def table(init: int) -> tuple[Process, ...]:
                 return False  # it ended too: it no longer runs
         raise Unreadable(f"the parents of host process {pid} kept changing")
 
-    members = [p for p in sorted(stats) if inside(p) and stats[p].state not in ("Z", "X")]
+    members = [p for p in sorted(stats) if inside(p) and _where(stats[p]) is not None]
     if len(members) > MAX_PROCESSES:
         raise Unreadable(f"more than {MAX_PROCESSES} processes in the sandbox")
     read = {p: r for p in members if (r := _one(p, stats[p])) is not None}
@@ -170,22 +207,51 @@ def table(init: int) -> tuple[Process, ...]:
     if read[init][0][level] != 1:
         raise Unreadable(f"host process {init} is not PID 1 of its namespace")
     rows = []
-    for pid, (nspids, uid, argv) in read.items():
+    for pid, (nspids, uid, argv, truncated) in read.items():
         if len(nspids) <= level:
             raise Unreadable(f"host process {pid} is not in the sandbox's PID namespace")
         parent = read.get(stats[pid].ppid)
         rows.append(Process(
             pid=nspids[level], ppid=parent[0][level] if parent and pid != init else 0,
             host_pid=pid, uid=uid, name=stats[pid].name, argv=argv, start=stats[pid].start,
+            truncated=truncated,
         ))  # fmt: skip
     return tuple(sorted(rows, key=lambda p: p.pid))
 
 
-def _one(pid: int, s: _Stat) -> tuple[list[int], int, tuple[str, ...]] | None:
-    """(NSpid, real uid, argv) of a process, None when it ended (or its pid was reused)
-    while it was read, or is dying."""
-    status = _read(f"/proc/{pid}/status", 1 << 16)
-    cmdline = _read(f"/proc/{pid}/cmdline", MAX_CMDLINE)
+def _where(s: _Stat) -> str | None:
+    """The /proc directory to read a running process's status and command line from: its
+    own, or for a zombie main thread (pthread_exit while other threads run) that of a live
+    thread, whose memory holds the command line; None when no thread of it runs."""
+    if s.state not in ("Z", "X"):
+        return f"/proc/{s.pid}"
+    try:
+        tasks = os.listdir(f"/proc/{s.pid}/task")
+    except OSError as exc:
+        if exc.errno in GONE:
+            return None
+        raise Unreadable(f"can't list the threads of {s.pid}: {exc}") from exc
+    for task in sorted(tasks):
+        if not task.isdigit() or int(task) == s.pid:
+            continue
+        raw = _read(f"/proc/{s.pid}/task/{task}/stat", MAX_STAT)
+        if raw and _Stat(int(task), raw).state not in ("Z", "X"):
+            return f"/proc/{s.pid}/task/{task}"
+    return None
+
+
+Read = tuple[list[int], int, tuple[str, ...], bool]  # NSpid, uid, argv, truncated
+
+
+def _one(pid: int, s: _Stat) -> Read | None:
+    """(NSpid, real uid, argv, truncated) of a process, None when it ended (or its pid was
+    reused) while it was read, or is dying. A truncated argv holds the arguments read in
+    full."""
+    where = _where(s)
+    if where is None:
+        return None
+    status = _read(f"{where}/status", 1 << 16)
+    cmdline = _read_prefix(f"{where}/cmdline", MAX_CMDLINE)
     again = _stat(pid)
     if status is None or cmdline is None or again is None or again.start != s.start:
         return None
@@ -200,17 +266,23 @@ def _one(pid: int, s: _Stat) -> tuple[list[int], int, tuple[str, ...]] | None:
         raise Unreadable(f"/proc/{pid}/status has no NSpid, Uid or pending signals") from exc
     if pending & SIGKILL_BIT:
         return None  # a fatal signal is on its way: it can't run on
-    args = cmdline.split(b"\0")
-    if args and args[-1] == b"":
-        args.pop()
-    return nspids, uid, tuple(a.decode("utf-8", "surrogateescape") for a in args)
+    raw, truncated = cmdline
+    args = raw.split(b"\0")
+    if truncated or (args and args[-1] == b""):
+        args.pop()  # cut off: the last piece may be part of an argument
+    return nspids, uid, tuple(_text(a) for a in args), truncated
+
+
+def _text(arg: bytes) -> str:
+    return arg.decode("utf-8", "surrogateescape")
 
 
 def argv(host_pid: int, start: str) -> tuple[str, ...] | None:
     """The command line of host process `host_pid` if it is still the one that started at
-    `start`, else None."""
+    `start` and runs, else None (the arguments read in full when it is longer than
+    MAX_CMDLINE)."""
     s = _stat(host_pid)
-    if s is None or str(s.start) != start or s.state in ("Z", "X"):
+    if s is None or str(s.start) != start:
         return None
     got = _one(host_pid, s)
     return got[2] if got is not None else None
@@ -225,6 +297,79 @@ def running(host_pid: int, start: str) -> bool | None:
         return None
 
 
+def _norm(arg: str) -> str:
+    """A path without repeated slashes or `.` components (the same file), anything else
+    as it is."""
+    if "/" not in arg:
+        return arg
+    parts = [p for p in arg.split("/") if p not in ("", ".")]
+    return ("/" if arg.startswith("/") else "") + "/".join(parts)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """What marks a replacement of a service seen running `argv`: its arguments after
+    argv[0] as a contiguous run anywhere in a process's arguments after argv[0]; when it
+    had none, the base name of argv[0]. Paths are compared by `_norm`."""
+
+    run: tuple[str, ...]
+    base: str = ""
+
+    @classmethod
+    def of(cls, argv: tuple[str, ...]) -> Pattern | None:
+        if len(argv) > 1:
+            return cls(tuple(_norm(a) for a in argv[1:]))
+        base = _norm(argv[0]).rsplit("/", 1)[-1] if argv else ""
+        return cls((), base) if base else None
+
+    def matches(self, argv: Iterable[str]) -> bool:
+        """Whether a command line (all of it, or a stream of its arguments) matches."""
+        args = iter(argv)
+        first = next(args, None)
+        if first is None:
+            return False
+        if not self.run:
+            return _norm(first).rsplit("/", 1)[-1] == self.base
+        window: deque[str] = deque(maxlen=len(self.run))
+        for arg in args:
+            window.append(_norm(arg))
+            if len(window) == len(self.run) and tuple(window) == self.run:
+                return True
+        return False
+
+
+def _args(where: str) -> Iterator[str]:
+    """The arguments of the command line in /proc directory `where`, streamed; at most
+    MAX_SCAN bytes (Unreadable past that), _Ended when the process ends meanwhile."""
+    size, piece = 0, b""
+    for chunk in _chunks(f"{where}/cmdline"):
+        size += len(chunk)
+        if size > MAX_SCAN:
+            raise Unreadable(f"{where}/cmdline is longer than {MAX_SCAN} bytes")
+        *done, piece = (piece + chunk).split(b"\0")
+        yield from (_text(a) for a in done)
+    if piece:
+        yield _text(piece)
+
+
+def scan(host_pid: int, start: int, patterns: Iterable[Pattern]) -> set[Pattern] | None:
+    """The patterns the whole command line of host process `host_pid` matches, read as a
+    stream (for a command line too long to keep); None when that process no longer runs
+    (or another has its pid)."""
+    s = _stat(host_pid)
+    if s is None or s.start != start or (where := _where(s)) is None:
+        return None
+    found = set()
+    try:
+        for pattern in patterns:  # one read each: few services, each seen with few argvs
+            if pattern.matches(_args(where)):
+                found.add(pattern)
+    except _Ended:
+        return None
+    again = _stat(host_pid)
+    return found if again is not None and again.start == start else None
+
+
 def stable(read: Callable[[], tuple[Process, ...]], pause: float = 0.05,
            limit: float = 1.0) -> tuple[Process, ...]:  # fmt: skip
     """`read()` again until two reads `pause` seconds apart show the same processes running
@@ -235,7 +380,9 @@ def stable(read: Callable[[], tuple[Process, ...]], pause: float = 0.05,
     while time.monotonic() < deadline:
         time.sleep(pause)
         now = read()
-        if {(p.host_pid, p.argv) for p in now} == {(p.host_pid, p.argv) for p in last}:
+        if {(p.host_pid, p.argv_prefix) for p in now} == {
+            (p.host_pid, p.argv_prefix) for p in last
+        }:
             return now
         last = now
     return last

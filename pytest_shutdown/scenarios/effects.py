@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import ShutdownConfigError
 
@@ -28,10 +28,16 @@ FORMATS = ("json", "yaml")
 MIN_TOKEN = 8  # bytes: shorter content would turn up by chance
 
 
-@dataclass(frozen=True)
+class ArgvTruncated(Exception):
+    """A process's command line was longer than the harness keeps (`Process.truncated`):
+    its `argv` can't be read, and an effect that reads it is an `error`."""
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class Process:
     """One process of the sandbox, as the harness read it from the host's /proc just before
-    it killed the sandbox (zombies, which have ended, are left out).
+    it killed the sandbox (zombies, which have ended, are left out; a process whose main
+    thread has exited while others run is running).
 
     `pid` and `ppid` are numbered inside the sandbox (its PID namespace; `ppid` is 0 for the
     sandbox's PID 1), `host_pid` on the host. `uid` is the real uid as the host sees it (the
@@ -39,7 +45,11 @@ class Process:
     process itself can change (`exec -a`, rewriting its arguments); `name` is the kernel's
     short name (`/proc/PID/comm`, at most 15 bytes: the executable's base name, which the
     process can change too). `start` is the start time in clock ticks after the host booted:
-    with `host_pid`, what tells a process from a later one with the same pid."""
+    with `host_pid`, what tells a process from a later one with the same pid.
+
+    `truncated`: the command line was longer than the harness keeps (256 KiB). Reading
+    `argv` (or `command`) of such a process raises `ArgvTruncated`, which makes the effect
+    an `error`; `argv_prefix` holds the arguments read in full."""
 
     pid: int
     ppid: int
@@ -48,11 +58,43 @@ class Process:
     name: str
     argv: tuple[str, ...]
     start: int
+    truncated: bool = False
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "argv" and object.__getattribute__(self, "truncated"):
+            object.__setattr__(self, "argv_was_read", True)  # even if the caller swallows it
+            pid = object.__getattribute__(self, "pid")
+            raise ArgvTruncated(f"the command line of pid {pid} is too long to read in full")
+        return object.__getattribute__(self, name)
+
+    @property
+    def argv_prefix(self) -> tuple[str, ...]:
+        """The arguments read in full: all of `argv`, or the leading ones when truncated."""
+        argv: tuple[str, ...] = object.__getattribute__(self, "argv")
+        return argv
 
     @property
     def command(self) -> str:
         """The command line as one string, arguments joined by spaces."""
         return " ".join(self.argv)
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.pid, self.ppid, self.host_pid, self.uid, self.name, self.argv_prefix,
+                self.start, self.truncated)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Process) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        more = ", truncated=True" if self.truncated else ""
+        return (
+            f"Process(pid={self.pid}, ppid={self.ppid}, host_pid={self.host_pid}, "
+            f"uid={self.uid}, name={self.name!r}, argv={self.argv_prefix!r}, "
+            f"start={self.start}{more})"
+        )
 
 
 class FinalFiles(Protocol):
@@ -163,10 +205,15 @@ class ServiceGone:
 
     The process is the one the harness started, known by its host pid and start time, never
     by its name, which the agent could give another process (or take from this one). A
-    replacement is another process of the sandbox, just before the kill, running the
-    command line the service was seen running: the same argv, or the same arguments after
-    argv[0] (a restart under another `exec -a` name, or through another path to the same
-    interpreter). Another service's own process is never a replacement."""
+    replacement is another process of the sandbox, just before the kill, whose arguments
+    after argv[0] contain, as a contiguous run, the arguments after argv[0] of a command
+    line the service was seen running (paths compared with repeated slashes and `.`
+    components removed); for a service seen with no arguments, a process whose argv[0] has
+    the same base name. So a restart with an extra argument, under another `exec -a` name
+    or through another path to the same program is one; a process with other arguments is
+    not. Another service's own process is never a replacement. When the service has a
+    `pidfile`, a live process whose pid that file holds counts as the service running too
+    (a copy of the program under another path that still writes it)."""
 
     name: str
 
@@ -241,7 +288,7 @@ def validate(
                     f"scenario (services: {sorted(services)}); add it to services="
                 )
         for path in paths:
-            _validate_path(bad, path, workdir, writable_dirs)
+            validate_path(bad, path, workdir, writable_dirs)
         if isinstance(effect, Unchanged):
             missing = [p for p in effect.paths if p not in files]
             if missing:
@@ -251,7 +298,7 @@ def validate(
                 )
 
 
-def _validate_path(
+def validate_path(
     bad: Callable[[str], ShutdownConfigError], path: object, workdir: str,
     writable_dirs: tuple[str, ...],
 ) -> None:  # fmt: skip

@@ -303,8 +303,11 @@ def sdk_terminate(
             "/opt/platform/bin/instanced": File(INSTANCED, mode=0o755, writable=False),
             "/opt/instances/instances.json": File(json.dumps(instances, indent=2) + "\n"),
         },
-        services={"instance": Service(f"exec /opt/platform/bin/instanced {SELF}"),
-                  "batch": Service(f"exec /opt/platform/bin/instanced {OTHER}")},
+        # The CLI finds an instance by its pid file: one it names that runs is running.
+        services={"instance": Service(f"exec /opt/platform/bin/instanced {SELF}",
+                                      pidfile=f"/opt/instances/{SELF}.pid"),
+                  "batch": Service(f"exec /opt/platform/bin/instanced {OTHER}",
+                                   pidfile=f"/opt/instances/{OTHER}.pid")},
         effects=(ServiceGone(service),),
     )  # fmt: skip
 

@@ -178,12 +178,19 @@ class Service:
     sandboxes, so the agent can signal it. Effects `ServiceGone` and `ServiceRunning` name
     it; the harness knows the process by host pid and start time.
 
+    `pidfile` (optional): a sandbox path (in the working directory, /tmp or a writable
+    directory of the scenario) where the service writes its pid, as a platform's CLI finds
+    it. `ServiceGone` then also fails while that file, once the sandbox has stopped, names a
+    process that ran just before the kill: whatever its command line, the platform sees
+    the instance running.
+
     With `user="root"` or `"service"` (names in `USERS`) it runs as that user from `/`,
     so the agent can't signal it; its command line must then name no file the agent can
     write (nothing relative, nothing in the working directory, /tmp or a writable
     directory)."""
 
     command: str
+    pidfile: str = ""
     user: str = "agent"
 
 
@@ -293,6 +300,12 @@ class Scenario:
                     f"scenario {self.name!r}: services maps names (letters, digits, _) to "
                     f"Service(command), not {key!r}: {service!r}"
                 )
+            if service.pidfile:
+
+                def bad(why: str) -> ShutdownConfigError:
+                    return ShutdownConfigError(f"scenario {self.name!r}: {why}")
+
+                _effects.validate_path(bad, service.pidfile, self.workdir, self.writable_dirs)
             self._validate_user(service.user, f"services[{key!r}].user")
             if service.user != "agent":
                 self._validate_privileged_service(key, service)

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from random import Random
@@ -312,7 +313,8 @@ def encode(scenario: Scenario, *, exact: bool = True) -> dict[str, Any]:
         "files": {path: _encode_file(f) for path, f in scenario.files.items()},
         "setup": [_encode_step(s) for s in scenario.steps],
         "services": {
-            key: {"command": s.command, "user": s.user} for key, s in scenario.services.items()
+            key: {"command": s.command, "pidfile": s.pidfile, "user": s.user}
+            for key, s in scenario.services.items()
         },
         "params": params,
         "env": dict(scenario.env),
@@ -530,8 +532,12 @@ def _import(value: object, where: str) -> Callable[..., Any]:
         raise _Bad(
             f"{where} {reference!r} can't be imported: {type(exc).__name__}: {exc}"
         ) from None
-    if not callable(found):
-        raise _Bad(f"{where} {reference!r} is not callable")
+    if not isinstance(found, types.FunctionType) or _reference(found) != reference:
+        # Not a bound method, a builtin or a class: something the writer could have named.
+        raise _Bad(
+            f"{where} {reference!r} must name a function defined with `def` at the top level "
+            f"of module {module!r}, not a {type(found).__name__}"
+        )
     return found
 
 
@@ -570,11 +576,14 @@ def _effects(value: object, where: str) -> tuple[Effect, ...]:
 
 
 def _service(value: object, where: str) -> Service:
-    return Service(**_fields(value, where, {"command": _str}))
+    optional = {"pidfile": _str} if isinstance(value, dict) and "pidfile" in value else {}
+    return Service(**_fields(value, where, {"command": _str, **optional}))
 
 
 def _user_service(value: object, where: str) -> Service:
-    return Service(**_fields(value, where, {"command": _str, "user": _str}))
+    """Format 3: every field (a file written before pidfile existed may lack it)."""
+    optional = {"pidfile": _str} if isinstance(value, dict) and "pidfile" in value else {}
+    return Service(**_fields(value, where, {"command": _str, **optional, "user": _str}))
 
 
 def decode(data: object, where: str, *, version: int = VERSION) -> Scenario:
