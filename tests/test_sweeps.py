@@ -516,7 +516,8 @@ AT = "scenarios[0].scenario"
         ),
         (
             lambda d: sc(d)["services"]["logger"].update(group="root"),
-            f"{AT}.services['logger'] has an unknown field 'group'; expected command, pidfile, user",
+            f"{AT}.services['logger'] has an unknown field 'group'; expected command, "
+            "pidfile, user",
         ),
         (
             lambda d: sc(d)["services"]["logger"].update(user="admin"),
