@@ -23,7 +23,7 @@ from .scenarios.effects import (
     Unchanged,
 )
 from .scenarios.palisade import palisade, variants
-from .scenarios.scenario import File, Scenario, Service, Task, TaskProgram, Trigger
+from .scenarios.scenario import USERS, File, Scenario, Service, Step, Task, TaskProgram, Trigger
 from .verdict.stats import Counts, Plan, Verdict
 
 __version__ = "0.2.0"
@@ -68,8 +68,8 @@ __all__ = [
     "Holds", "KeyEquals", "Limits", "Message", "Model", "ModelError", "NoCopies", "Outcome",
     "Plan", "Process", "SampleResult", "SandboxUnavailable", "SandboxedAgent", "Scenario",
     "Service", "ServiceGone", "ServiceRunning", "ShutdownConfigError", "ShutdownWarning",
-    "Stopped", "Task", "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger",
-    "Unchanged", "Verdict", "__version__", "countdown", "decommission", "key_revocation",
+    "Step", "Stopped", "Task", "TaskProgram", "Tool", "ToolCall", "TranscriptEntry", "Trigger",
+    "USERS", "Unchanged", "Verdict", "__version__", "countdown", "decommission", "key_revocation",
     "load_model", "make_backend", "palisade", "registry_switch", "run_episode",
     "sdk_terminate", "sweep", "sweep_file", "variants", "weight_purge", "write_sweep",
 ]  # fmt: skip

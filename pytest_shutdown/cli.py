@@ -235,7 +235,10 @@ def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str
     scenarios = []
     for label, f in chosen.items():
         try:
-            version = 2 if "effects" in f.scenario else 1  # results files before sweep/2
+            # results files before sweep/2 had no effects, before sweep/3 no trigger user
+            trigger = f.scenario.get("trigger")
+            version = 2 if "effects" in f.scenario else 1
+            version = 3 if isinstance(trigger, dict) and "user" in trigger else version
             scenarios.append(pytest.param(decode(f.scenario, label, version=version), id=label))
         except Exception as exc:  # sweeps' own error type names the field
             raise ShutdownConfigError(f"{results}: finding {label!r}: {exc}") from exc

@@ -175,7 +175,7 @@ def test_sweep_file_round_trips_exactly(tmp_path):
     back = sweep_file(path)
     assert ids(back) == ids(params) and values(back) == values(params)
     data = json.loads(path.read_text())
-    assert data["format"] == FORMAT == "pytest-shutdown-sweep/2"
+    assert data["format"] == FORMAT == "pytest-shutdown-sweep/3"
     assert data["comment"] == "reviewed"
 
 
@@ -466,9 +466,9 @@ AT = "scenarios[0].scenario"
     ("change", "message"),
     [
         (
-            lambda d: d.update(format="pytest-shutdown-sweep/3"),
-            "has format 'pytest-shutdown-sweep/3'; this pytest-shutdown reads "
-            "pytest-shutdown-sweep/1 and pytest-shutdown-sweep/2",
+            lambda d: d.update(format="pytest-shutdown-sweep/4"),
+            "has format 'pytest-shutdown-sweep/4'; this pytest-shutdown reads "
+            "pytest-shutdown-sweep/1, pytest-shutdown-sweep/2 and pytest-shutdown-sweep/3",
         ),
         (lambda d: sc(d).pop("effects"), f"{AT} is missing 'effects'"),
         (
@@ -525,8 +525,13 @@ AT = "scenarios[0].scenario"
             f"{AT}.services['instance'].command must be a string, not 3",
         ),
         (
-            lambda d: sc(d)["services"]["logger"].update(user="root"),
-            f"{AT}.services['logger'] has an unknown field 'user'; expected command",
+            lambda d: sc(d)["services"]["logger"].update(group="root"),
+            f"{AT}.services['logger'] has an unknown field 'group'; expected command, "
+            "pidfile, user",
+        ),
+        (
+            lambda d: sc(d)["services"]["logger"].update(user="admin"),
+            "services['logger'].user is 'admin'; the sandbox's users are root, service, agent",
         ),
         (
             lambda d: sc(d)["trigger"].update(after_seconds="60"),

@@ -14,7 +14,7 @@ from typing import Any, cast
 from ..errors import ShutdownConfigError
 from ..models import TOOLS, Message, Model, ModelError
 from ..sandbox import proctable
-from ..sandbox.base import Backend, CommandResult, Layout, Sandbox
+from ..sandbox.base import Backend, CommandResult, Layout, Sandbox, check_users
 from ..scenarios.scenario import Scenario
 from . import detector, effects, evidence
 from .bounds import AgentConfig
@@ -25,6 +25,9 @@ from .record import Episode, Outcome, Role, TranscriptEntry
 STOP_TIMEOUT = 60.0  # PID 1 exits right after it reports SIGTERM; the sandbox must be gone
 # The environment a harness-run mechanism gets, unless Trigger.agent_env: the scenario's.
 MECHANISM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+# HOME of the users other than the agent: never the agent's working directory, whose files
+# (a .profile, a Python user site) must not run with another user's rights.
+HOMES = {"root": "/root", "service": "/nonexistent"}
 Usage = tuple[Path, int | None]  # a writable place and its bytes on disk (None: unknown)
 
 
@@ -106,38 +109,48 @@ class _Loop:
         self.messages.append(message)
         self.ep.transcript.append(_entry(message, **extra))
 
-    def clean_env(self, *argv: str) -> str:
+    def clean_env(self, *argv: str, user: str = "agent", root_dir: bool = False) -> str:
         """`argv` run with the scenario's environment (`env -i` plus Scenario.env), not the
-        agent's, as a command for the sandbox's shell."""
-        env = {"HOME": self.scenario.workdir, "USER": "agent", "PATH": MECHANISM_PATH,
-               "LANG": "C.UTF-8", **self.scenario.env}  # fmt: skip
+        agent's, as a command for the sandbox's shell; `user`'s HOME and USER, and from
+        `/` when `root_dir` (nothing relative then names the agent's files)."""
+        home = self.scenario.workdir if user == "agent" else HOMES[user]
+        env = {"HOME": home, "USER": user, "PATH": MECHANISM_PATH, "LANG": "C.UTF-8",
+               **self.scenario.env}  # fmt: skip
         assigns = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-        return f"exec /usr/bin/env -i {assigns} {shlex.join(argv)}"
+        cd = "cd / && " if root_dir else ""
+        return f"{cd}exec /usr/bin/env -i {assigns} {shlex.join(argv)}"
 
-    def scenario_command(self, command: str) -> str:
-        """A shell command line through bash with the scenario's environment."""
-        return self.clean_env("/bin/bash", "-c", command)
+    def scenario_command(self, command: str, user: str = "agent", root_dir: bool = False) -> str:
+        """A shell command line through bash with the scenario's environment; another
+        user's without login or rc files."""
+        shell = ["/bin/bash", "-c"] if user == "agent" else ["/bin/bash", "--noprofile", "--norc"]
+        if user != "agent":
+            shell.append("-c")
+        return self.clean_env(*shell, command, user=user, root_dir=root_dir)
 
     async def environment(self) -> None:
         """Setup steps, then services, before the agent's first turn; any failure is an
         `error` (a scenario that can't be set up is never a verdict)."""
-        for step in self.scenario.setup:
+        for step in self.scenario.steps:
             result = await asyncio.to_thread(
-                self.sandbox.run, self.scenario_command(step), self.config.command_timeout,
-                self.config.max_output,
+                self.sandbox.run, self.scenario_command(step.command, step.user),
+                self.config.command_timeout, self.config.max_output, step.user,
             )  # fmt: skip
             self.ep.transcript.append(TranscriptEntry(
-                "harness", result.output, event="setup", command=step, exit_code=result.exit_code,
+                "harness", result.output, event="setup", command=step.command,
+                exit_code=result.exit_code,
             ))  # fmt: skip
             if result.exit_code != 0:
                 raise _Finished(
-                    Outcome.ERROR, f"setup step {step!r} failed (status {result.exit_code})"
+                    Outcome.ERROR,
+                    f"setup step {step.command!r} failed (status {result.exit_code})",
                 )
         for name, service in self.scenario.services.items():
             start = f"( {service.command} ) </dev/null >/dev/null 2>&1 & echo $!"
+            other = service.user != "agent"  # from /: its command names nothing relative
             result = await asyncio.to_thread(
-                self.sandbox.run, self.scenario_command(start), self.config.command_timeout,
-                self.config.max_output,
+                self.sandbox.run, self.scenario_command(start, service.user, root_dir=other),
+                self.config.command_timeout, self.config.max_output, service.user,
             )  # fmt: skip
             pid = result.output.strip()
             found = (
@@ -427,11 +440,14 @@ class _Loop:
         self.server.press(turn)
         self.ep.trigger_turn = turn
         command = t.command
-        if t.runs_mechanism and not t.agent_env:  # the scenario's environment, not the agent's
+        if t.user != "agent":  # validated: an absolute path the agent can't write
+            command = self.clean_env(t.command, user=t.user, root_dir=True)
+        elif t.runs_mechanism and not t.agent_env:  # the scenario's environment, not the agent's
             command = self.clean_env(t.command)
         result = await asyncio.to_thread(
-            self.sandbox.run, command, self.config.command_timeout, self.config.max_output
-        )
+            self.sandbox.run, command, self.config.command_timeout, self.config.max_output,
+            t.user,
+        )  # fmt: skip
         self.ep.transcript.append(TranscriptEntry(
             "harness", result.output, event="trigger", command=command, turn=turn,
             after_command=self.commands, task_calls=len(log.calls),
@@ -446,6 +462,7 @@ async def run_episode(
     """Run one episode in a fresh sandbox. Bad configuration raises; failures become `error`."""
     config = config or AgentConfig()
     scenario.validate()
+    check_users(backend, scenario)  # several users: before any sandbox starts
     ep = _Draft(scenario.name, model.name, backend.name, params=dict(scenario.params))
     started = time.perf_counter()
     layout = backend.prepare(scenario, config.limits)
@@ -453,7 +470,8 @@ async def run_episode(
     server = None
     loop = None
     try:
-        layout.populate(scenario, backend.owner)
+        ids = getattr(backend, "host_ids", None) if scenario.multiuser else None
+        layout.populate(scenario, backend.owner, ids)
         server = TaskServer(scenario, layout.control, config.command_timeout, layout.workdir)
         t = time.perf_counter()
         sandbox = await asyncio.to_thread(backend.start, scenario, layout, config.limits)

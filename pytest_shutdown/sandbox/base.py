@@ -6,13 +6,14 @@ import itertools
 import os
 import select
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import ShutdownConfigError
 from ..scenarios.effects import Process
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario import USERS, Scenario
 from . import hostfs
 from .client import INIT_PATH, shared_client, shared_init
 
@@ -95,8 +96,13 @@ class Layout:
                 host.touch()
                 self.readonly[scenario.target(name)] = host
 
-    def populate(self, scenario: Scenario, owner: int | None) -> None:
-        """Write the scenario's files; the task program and read-only files get mounted."""
+    def populate(
+        self, scenario: Scenario, owner: int | None, ids: Mapping[str, int] | None = None
+    ) -> None:
+        """Write the scenario's files; the task program and read-only files get mounted.
+
+        `ids` (several users, harness as root): the host uid of each user, for the files
+        whose `File.owner` is not the agent; everything else is the agent's (`owner`)."""
         self.reserve(scenario)
         ro_files = {}
         for name, f in scenario.files.items():
@@ -122,6 +128,16 @@ class Layout:
             for top in (self.workdir, *self.writable.values()):
                 for path in [top, *top.rglob("*")]:
                     os.lchown(path, owner, owner)
+        if ids is not None and os.geteuid() == 0:
+            for name, f in scenario.files.items():
+                if f.writable and f.owner != "agent":
+                    if name.startswith("/"):
+                        directory, _, base = name.rpartition("/")
+                        path = self.writable[directory] / base
+                    else:
+                        path = self.workdir / name
+                    os.lchown(path, ids[f.owner], ids[f.owner])
+                    os.chmod(path, f.mode)  # chown clears set-id bits
 
     def remove(self) -> None:
         """Call only once nothing in the sandbox runs: its processes could write on."""
@@ -178,8 +194,12 @@ class Sandbox(Protocol):
     def channel(self) -> Witness:
         """PID 1's channel, as far as the verdict reads it."""
 
-    def run(self, command: str, timeout: float, max_output: int = MAX_OUTPUT) -> CommandResult:
-        """Run `bash --login -c command` as the agent; kill its process group on timeout."""
+    def run(
+        self, command: str, timeout: float, max_output: int = MAX_OUTPUT, user: str = "agent"
+    ) -> CommandResult:
+        """Run `bash --login -c command` as the agent (another user: `bash -c`, no login
+        files; only in a sandbox started for several users); kill its process group on
+        timeout."""
 
     def wait_stopped(self, timeout: float) -> bool:
         """True once the sandbox has stopped; waits at most `timeout` seconds."""
@@ -207,12 +227,36 @@ class Sandbox(Protocol):
 class Backend(Protocol):
     name: str
     owner: int | None  # host uid that must own the agent's files, when the harness is root
+    # Several users (Scenario.multiuser): the host uid of each user, when the harness is
+    # root. A backend without `check_users` runs no scenario with several users.
+    host_ids: Mapping[str, int] | None
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         """The host directories for the next episode (a warm sandbox may already use them)."""
         ...
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> Sandbox: ...
+
+
+def check_users(backend: object, scenario: Scenario) -> None:
+    """Refuse, before any sandbox starts, a scenario with several users that this backend
+    or this harness can't give (ShutdownConfigError naming the fix)."""
+    if not scenario.multiuser:
+        return
+    check = getattr(backend, "check_users", None)
+    if check is None:
+        raise ShutdownConfigError(
+            f"scenario {scenario.name!r} runs something as, or has files owned by, a user "
+            f"other than the agent; the {getattr(backend, 'name', '?')} sandbox has one "
+            "user only. Use --shutdown-sandbox=docker, or bwrap or unshare with the harness "
+            "running as root"
+        )
+    check(scenario)
+
+
+def frame_ids(user: str) -> tuple[int, int] | None:
+    """(uid, gid) a RUN frame carries for `user`; None for the agent (today's frame)."""
+    return None if user == "agent" else (USERS[user], USERS[user])
 
 
 class ChannelClosed(Exception):
@@ -227,7 +271,7 @@ class Term:
     uid: int
 
 
-def init_argv(limits: Limits, namespace_only: bool) -> list[str]:
+def init_argv(limits: Limits, namespace_only: bool, users: str = "") -> list[str]:
     """The sandbox's PID 1 with the hard limits it sets before any agent command runs.
 
     Namespace sandboxes have no cgroup of their own, so processes and memory are bounded
@@ -235,7 +279,8 @@ def init_argv(limits: Limits, namespace_only: bool) -> list[str]:
     """
     nproc, address = (limits.pids, limits.memory_mb * 1024) if namespace_only else (0, 0)
     disk, cpu = limits.disk_mb * 1024, limits.cpu_seconds
-    return [INIT_PATH, str(disk), str(cpu), str(nproc), str(address)]
+    mode = [users] if users else []  # "users" or "users-nouserns": several users (init.c)
+    return [INIT_PATH, str(disk), str(cpu), str(nproc), str(address), *mode]
 
 
 def fd_reader(fd: int) -> Callable[[int], bytes]:
@@ -348,11 +393,16 @@ class ShellChannel:
             if not self._ready:
                 raise ChannelClosed(self.closed or "PID 1 did not start in time")
 
-    def run(self, command: str, timeout: float, max_output: int) -> CommandResult:
-        """Run `bash --login -c command` as the agent; stopped=True when the channel ended."""
+    def run(
+        self, command: str, timeout: float, max_output: int, user: str = "agent"
+    ) -> CommandResult:
+        """Run `bash --login -c command` as the agent (or `user`, in a sandbox started for
+        several users); stopped=True when the channel ended."""
         data = command.encode("utf-8", "surrogateescape")
         seconds = max(0.001, timeout)  # PID 1 enforces it, in milliseconds
-        header = f"RUN {len(data)} {int(seconds * 1000)} {max_output}\n".encode()
+        ids = frame_ids(user)
+        who = f" {ids[0]} {ids[1]}" if ids else ""
+        header = f"RUN {len(data)} {int(seconds * 1000)} {max_output}{who}\n".encode()
         if not self._send(header + data):
             return CommandResult("", None, 0.0, stopped=True)
         with self._cond:

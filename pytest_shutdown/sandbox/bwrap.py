@@ -7,17 +7,19 @@ init.c is PID 1 of the sandbox and exits on SIGTERM, reporting it first, so
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import select
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 
-from ..errors import SandboxUnavailable
+from ..errors import SandboxUnavailable, ShutdownConfigError
 from ..scenarios.effects import Process
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario import USERS, Scenario
 from . import hostfs, proctable
 from .base import (
     AGENT_NAME,
@@ -35,6 +37,16 @@ from .client import CONTROL_DIR, client_interpreter, compiled_client, static_bas
 from .pool import WarmPool
 
 NOBODY = 65534
+# Several users (Scenario.multiuser), harness as root: the sandbox's root is host uid BASE,
+# its other users BASE + uid, a range no host user has; the agent stays host `nobody`.
+BASE = 100_000
+ID_MAP = (
+    f"0 {BASE} {AGENT_UID}\n{AGENT_UID} {NOBODY} 1\n"
+    f"{AGENT_UID + 1} {BASE + AGENT_UID + 1} {65535 - AGENT_UID}\n"
+)
+HOST_IDS: Mapping[str, int] = {
+    name: NOBODY if uid == AGENT_UID else BASE + uid for name, uid in USERS.items()
+}
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 HOST_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime")
 
@@ -87,11 +99,13 @@ def disables_userns() -> bool:
 def etc_files(workdir: str) -> Path:
     """passwd, group and profile for the sandbox; one shared read-only copy per process."""
     etc = hostfs.make_dir("etc")
+    service = USERS["service"]
     (etc / "passwd").write_text(
         f"root:x:0:0:root:/root:/bin/bash\n"
+        f"service:x:{service}:{service}::/nonexistent:/bin/bash\n"
         f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::{workdir}:/bin/bash\n"
     )
-    (etc / "group").write_text(f"root:x:0:\n{AGENT_NAME}:x:{AGENT_UID}:\n")
+    (etc / "group").write_text(f"root:x:0:\nservice:x:{service}:\n{AGENT_NAME}:x:{AGENT_UID}:\n")
     (etc / "profile").write_text(f"export PATH={PATH}\n")
     for f in etc.iterdir():
         os.chmod(f, 0o444)
@@ -106,10 +120,11 @@ class BwrapSandbox:
 
     def __init__(
         self, argv: list[str], demote: bool, layout: Layout, env: dict[str, str] | None = None,
-        backend: str = "bwrap",
+        backend: str = "bwrap", mapper: UserMap | None = None,
     ) -> None:  # fmt: skip
         self.backend = backend
         self.layout = layout
+        user = (BASE if mapper else NOBODY) if demote else None
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -117,16 +132,19 @@ class BwrapSandbox:
             stderr=subprocess.PIPE,
             bufsize=0,
             env=env if env is not None else {"PATH": os.environ.get("PATH", PATH)},
-            user=NOBODY if demote else None,
-            group=NOBODY if demote else None,
+            user=user,
+            group=user,
             extra_groups=[] if demote else None,
             start_new_session=True,  # no controlling tty: TIOCSTI could type into ours
+            pass_fds=mapper.child_fds if mapper else (),
         )
         assert self.proc.stdin and self.proc.stdout
         self.channel = ShellChannel(self._write, fd_reader(self.proc.stdout.fileno()))
         try:
+            if mapper is not None:
+                mapper.release(self.proc)
             self.channel.wait_ready()
-        except ChannelClosed as exc:
+        except (ChannelClosed, OSError, ValueError) as exc:
             self.proc.kill()
             self.proc.wait()
             err = self.proc.stderr.read() if self.proc.stderr else b""
@@ -140,8 +158,10 @@ class BwrapSandbox:
         assert self.proc.stdin
         self.proc.stdin.write(data)
 
-    def run(self, command: str, timeout: float, max_output: int = 16_000) -> CommandResult:
-        return self.channel.run(command, timeout, max_output)
+    def run(
+        self, command: str, timeout: float, max_output: int = 16_000, user: str = "agent"
+    ) -> CommandResult:
+        return self.channel.run(command, timeout, max_output, user)
 
     def probe(self) -> str:
         return self.channel.probe()
@@ -195,6 +215,103 @@ class BwrapSandbox:
         self.layout.remove()  # PID 1 is reaped: no process of the sandbox is left
 
 
+class UserMap:
+    """Several users in a namespace sandbox: the harness (root) writes the new user
+    namespace's uid and gid maps (ID_MAP) while the sandbox waits, then lets it go on.
+
+    bwrap: `--userns-block-fd` and `--info-fd` (the child's pid comes on the info fd).
+    unshare: its setup script says "ready" on one pipe and waits for "go" on another;
+    the namespace is the unshare process's own."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.info_r, self.info_w = os.pipe()  # bwrap: info; unshare: ready
+        self.block_r, self.block_w = os.pipe()  # bwrap: block; unshare: go
+        self.child_fds = (self.block_r, self.info_w)
+        self.open = {self.info_r, self.info_w, self.block_r, self.block_w}
+
+    def bwrap_args(self) -> list[str]:
+        return ["--userns-block-fd", str(self.block_r), "--info-fd", str(self.info_w)]
+
+    def script(self) -> str:
+        """The unshare setup script's first line."""
+        return (
+            f"echo >&{self.info_w}; exec {self.info_w}>&-; "
+            f"read -r _ <&{self.block_r}; exec {self.block_r}<&-\n"
+        )
+
+    def _close(self, fd: int) -> None:
+        if fd in self.open:  # never twice: another thread may have the number by now
+            self.open.discard(fd)
+            os.close(fd)
+
+    def _read_info(self, timeout: float) -> bytes:
+        data = b""
+        end = b"}" if self.kind == "bwrap" else b"\n"
+        while end not in data:
+            ready, _, _ = select.select([self.info_r], [], [], timeout)
+            chunk = os.read(self.info_r, 4096) if ready else b""
+            if not chunk:
+                raise ValueError(f"{self.kind} did not report its user namespace")
+            data += chunk
+        return data
+
+    def release(self, proc: subprocess.Popen[bytes]) -> None:
+        """Write the maps once the namespace exists, then let the sandbox go on."""
+        self._close(self.info_w)  # the child's ends: EOF here if it dies first
+        self._close(self.block_r)
+        data = self._read_info(30.0)
+        if self.kind == "bwrap":
+            pid = int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
+        else:
+            pid = proc.pid  # unshare(1) itself is in the new user namespace
+        for kind in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{kind}", "w") as f:
+                f.write(ID_MAP)
+        os.write(self.block_w, b"1\n")
+        self.close()
+
+    def close(self) -> None:
+        for fd in list(self.open):
+            self._close(fd)
+
+
+# bwrap operations and how many arguments each takes; the last one is the destination
+_OPS = {"--bind": 2, "--ro-bind": 2, "--symlink": 2, "--dir": 1, "--tmpfs": 1, "--proc": 1,
+        "--dev": 1, "--remount-ro": 1, "--perms": 1, "--size": 1}  # fmt: skip
+
+
+def _parents(argv: list[str]) -> list[str]:
+    """`--perms 0755 --dir D` for every directory above a destination in `argv`, outermost
+    first: bwrap makes missing parents 0700, which only their owner (root, with several
+    users) could pass."""
+    dirs: set[str] = set()
+    i = 0
+    while i < len(argv):
+        n = _OPS.get(argv[i], 0)
+        if n and argv[i] not in ("--perms", "--size"):
+            path = Path(argv[i + n])
+            dirs.update(str(p) for p in path.parents if str(p) != "/")
+        i += n + 1
+    out: list[str] = []
+    for d in sorted(dirs, key=lambda d: (d.count("/"), d)):
+        out += ["--perms", "0755", "--dir", d]
+    return out
+
+
+def users_unavailable(backend: str, scenario: Scenario) -> None:
+    """ShutdownConfigError when a namespace sandbox can't give a scenario several users."""
+    if os.geteuid() != 0:
+        raise ShutdownConfigError(
+            f"scenario {scenario.name!r} runs something as, or has files owned by, a user "
+            f"other than the agent, and the {backend} sandbox can give it several users only "
+            "when the harness runs as root (it writes the sandbox's uid map): run pytest as "
+            "root, or use --shutdown-sandbox=docker. (Without root, several users would "
+            "need newuidmap from the uidmap package and subordinate ids in /etc/subuid, "
+            "which pytest-shutdown does not use yet.)"
+        )
+
+
 def _children(pid: int) -> list[int]:
     """The children of a host process, from /proc (empty when unreadable)."""
     out = []
@@ -221,6 +338,7 @@ class BwrapBackend:
         # As root, run the sandbox as `nobody` too, so even a namespace escape owns nothing.
         self.demote = os.geteuid() == 0
         self.owner = NOBODY if self.demote else None
+        self.host_ids = HOST_IDS if self.demote else None
         self.pool: WarmPool[BwrapSandbox] | None = None
         if pool_size > 0:
             self.pool = WarmPool(self.create, self.owner, pool_size, workers=2)
@@ -232,6 +350,9 @@ class BwrapBackend:
             self.pool.drain()
             self.pool = None
 
+    def check_users(self, scenario: Scenario) -> None:
+        users_unavailable(self.name, scenario)
+
     def release(self, layout: Layout) -> None:
         """The episode of `layout` ended before its sandbox started: close the warm one
         set aside for it."""
@@ -239,8 +360,11 @@ class BwrapBackend:
             self.pool.abandon(layout)
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
-        """A waiting sandbox's directories when one is warm, else fresh ones."""
-        return self.pool.take(scenario, limits) if self.pool else Layout.create(limits)
+        """A waiting sandbox's directories when one is warm, else fresh ones (several
+        users: always fresh; such sandboxes are never kept warm)."""
+        if self.pool and not scenario.multiuser:
+            return self.pool.take(scenario, limits)
+        return Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         warm = self.pool.claim(layout) if self.pool else None
@@ -250,6 +374,8 @@ class BwrapBackend:
         return box
 
     def create(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
+        if scenario.multiuser:
+            return self.create_users(scenario, layout, limits)
         etc = etc_files(scenario.workdir)
         parent = str(Path(scenario.workdir).parent)
         argv = [
@@ -287,3 +413,51 @@ class BwrapBackend:
             *init_argv(limits, namespace_only=True),
         ]  # fmt: skip
         return BwrapSandbox(argv, self.demote, layout)
+
+    def create_users(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
+        """A sandbox with several users (Scenario.multiuser; the harness is root): init.c
+        starts as the namespace's root with every capability of it, and runs each command
+        as its user. bwrap runs as host uid BASE and waits on --userns-block-fd until the
+        harness has written the uid map; --disable-userns can't be combined with that, so
+        init.c forbids new user namespaces itself ("users-nouserns"). Every directory bwrap
+        makes is root's now, so their modes are spelled out."""
+        users_unavailable(self.name, scenario)
+        etc = etc_files(scenario.workdir)
+        mapper = UserMap("bwrap")
+        argv = [
+            self.exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+            *mapper.bwrap_args(),
+            *system_binds(),
+            "--ro-bind", str(etc / "passwd"), "/etc/passwd",
+            "--ro-bind", str(etc / "group"), "/etc/group",
+            "--ro-bind", str(etc / "profile"), "/etc/profile",
+            "--proc", "/proc", "--dev", "/dev",
+            *(
+                ["--bind", str(layout.tmp), "/tmp", "--remount-ro", "/dev"]
+                if layout.tmp is not None
+                else ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024),
+                      "--tmpfs", "/tmp"]
+            ),
+            "--bind", str(layout.workdir), scenario.workdir,
+            "--ro-bind", str(layout.control), CONTROL_DIR,
+        ]  # fmt: skip
+        for target, host in layout.writable.items():
+            argv += ["--bind", str(host), target]
+        for target, host in layout.readonly.items():
+            argv += ["--ro-bind", str(host), target]
+        at = argv.index("--info-fd") + 2  # the directories first, so none is made 0700
+        argv[at:at] = _parents(argv[at:])
+        argv += [
+            "--uid", "0", "--gid", "0", "--cap-add", "ALL",
+            "--chdir", scenario.workdir, "--clearenv",
+            "--setenv", "HOME", scenario.workdir, "--setenv", "USER", AGENT_NAME,
+            "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
+            *(a for k, v in scenario.env.items() for a in ("--setenv", k, v)),
+            "--remount-ro", "/",
+            "--as-pid-1",
+            *init_argv(limits, namespace_only=True, users="users-nouserns"),
+        ]  # fmt: skip
+        try:
+            return BwrapSandbox(argv, self.demote, layout, mapper=mapper)
+        finally:
+            mapper.close()

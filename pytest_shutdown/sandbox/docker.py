@@ -9,16 +9,17 @@ be a process the agent can signal.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import SandboxUnavailable, ShutdownConfigError
 from ..scenarios.effects import Process
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario import USERS, Scenario
 from . import proctable
 from .base import (
     AGENT_UID,
@@ -30,12 +31,17 @@ from .base import (
     init_argv,
     process_in_namespace,
 )
+from .bwrap import etc_files
 from .client import CONTROL_DIR, compiled_client
 from .hostfs import owner_alive, owner_label
 from .pool import WarmPool
 
 DEFAULT_IMAGE = "pytest-shutdown-sandbox:latest"
 LABEL = "pytest-shutdown"
+# Several users (Scenario.multiuser): init.c starts as root with these capabilities only,
+# enough to run each command as its user and for root to own and signal; the agent's
+# commands drop them all.
+USER_CAPS = ["SETUID", "SETGID", "KILL", "CHOWN", "DAC_OVERRIDE", "FOWNER"]
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -92,8 +98,10 @@ class DockerSandbox:
         self.sock.settimeout(None)
         self.channel = ShellChannel(self.sock.sendall, DemuxReader(self.sock).read)
 
-    def run(self, command: str, timeout: float, max_output: int = 16_000) -> CommandResult:
-        return self.channel.run(command, timeout, max_output)
+    def run(
+        self, command: str, timeout: float, max_output: int = 16_000, user: str = "agent"
+    ) -> CommandResult:
+        return self.channel.run(command, timeout, max_output, user)
 
     def probe(self) -> str:
         return self.channel.probe()
@@ -159,6 +167,7 @@ class DockerSandbox:
 class DockerBackend:
     name = "docker"
     owner: int | None = AGENT_UID
+    host_ids: Mapping[str, int] | None = USERS  # no user namespace: the same ids
     _cleaned: set[str] = set()
     _lock = threading.Lock()
     _checked = False  # the image ran bash once
@@ -207,6 +216,17 @@ class DockerBackend:
             self.pool.drain()
             self.pool = None
 
+    def check_users(self, scenario: Scenario) -> None:
+        """Several users work as any harness user; files owned by another user than the
+        agent need the harness to be root (it chowns them)."""
+        owners = [f.owner for f in scenario.files.values() if f.owner != "agent"]
+        if owners and os.geteuid() != 0:
+            raise ShutdownConfigError(
+                f"scenario {scenario.name!r} has files owned by {owners[0]!r}, which only a "
+                "harness running as root can give them: run pytest as root, or create the "
+                "files in a Step(..., user='root') instead"
+            )
+
     def release(self, layout: Layout) -> None:
         """The episode of `layout` ended before its sandbox started: close the warm one
         set aside for it."""
@@ -214,8 +234,11 @@ class DockerBackend:
             self.pool.abandon(layout)
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
-        """A warm container's directories when one is waiting, else fresh ones."""
-        return self.pool.take(scenario, limits) if self.pool else Layout.create(limits)
+        """A warm container's directories when one is waiting, else fresh ones (several
+        users: always fresh; such containers are never kept warm)."""
+        if self.pool and not scenario.multiuser:
+            return self.pool.take(scenario, limits)
+        return Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
         warm = self.pool.claim(layout) if self.pool else None
@@ -252,6 +275,11 @@ class DockerBackend:
         mounts += [
             Mount(t, str(h), type="bind", read_only=True) for t, h in layout.readonly.items()
         ]
+        users = scenario.multiuser
+        if users:  # the image's passwd may predate the service user
+            etc = etc_files(scenario.workdir)
+            mounts += [Mount(f"/etc/{n}", str(etc / n), type="bind", read_only=True)
+                       for n in ("passwd", "group")]  # fmt: skip
         fsize = limits.disk_mb * 1024 * 1024
         tmpfs = {"/tmp": f"size={limits.disk_mb}m,mode=1777"}
         if layout.tmp is not None:  # on the host, so effects can look there
@@ -274,14 +302,16 @@ class DockerBackend:
             # that the harness can't see from the host.
             ipc_mode="none" if layout.tmp is not None else None,
             cap_drop=["ALL"],
+            cap_add=USER_CAPS if users else None,
             security_opt=["no-new-privileges"],
             ulimits=[Ulimit(name="fsize", soft=fsize, hard=fsize)],
         )
         container = self.api.create_container(
             self.image,
-            entrypoint=init_argv(limits, namespace_only=False),  # the image's CMD is not used
+            # the image's CMD is not used
+            entrypoint=init_argv(limits, namespace_only=False, users="users" if users else ""),
             stdin_open=True,
-            user=f"{AGENT_UID}:{AGENT_UID}",
+            user="0:0" if users else f"{AGENT_UID}:{AGENT_UID}",
             working_dir=scenario.workdir,
             environment={
                 "HOME": scenario.workdir,

@@ -25,9 +25,11 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ShutdownConfigError
 from ..scenarios.effects import Process
 from ..scenarios.scenario import Scenario
 from . import hostfs, proctable
@@ -519,8 +521,13 @@ class FakeSandbox:
         env = {"HOME": scenario.workdir, "USER": AGENT_NAME, "PATH": PATH, "LANG": "C.UTF-8"}
         self.env = {**env, **scenario.env}
 
-    def run(self, command: str, timeout: float, max_output: int = MAX_OUTPUT) -> CommandResult:
-        """`bash --login -c command`: the profile first, then the command; stopped on TERM."""
+    def run(
+        self, command: str, timeout: float, max_output: int = MAX_OUTPUT, user: str = "agent"
+    ) -> CommandResult:
+        """`bash --login -c command`: the profile first, then the command; stopped on TERM.
+        The fake has one user (FakeBackend refuses scenarios with several)."""
+        if user != "agent":
+            raise ShutdownConfigError("the fake sandbox has one user, the agent")
         started = time.monotonic()
         seconds = max(0.001, timeout)
         self.deadline = started + seconds
@@ -703,6 +710,15 @@ class FakeBackend:
 
     name = "fake"
     owner: int | None = None
+    host_ids: Mapping[str, int] | None = None
+
+    def check_users(self, scenario: Scenario) -> None:
+        """The fake runs no processes and owns no files: one user only."""
+        raise ShutdownConfigError(
+            f"scenario {scenario.name!r} runs something as, or has files owned by, a user "
+            "other than the agent, which the fake sandbox does not model (it has one user); "
+            "use --shutdown-sandbox=bwrap, unshare (the harness as root) or docker"
+        )
 
     def __init__(self) -> None:
         relay()  # build it now: a missing compiler is a usage error before any episode

@@ -60,8 +60,11 @@ def rootfs_tar() -> bytes:
         add("bin/sh", link="bash")
         add("usr/bin/env", link="../../bin/busybox")
         agent = f"{AGENT_NAME}:x:{AGENT_UID}:{AGENT_UID}::/home/{AGENT_NAME}:/bin/bash\n"
-        add("etc/passwd", mode=0o644, data=f"root:x:0:0:root:/root:/bin/bash\n{agent}".encode())
-        add("etc/group", mode=0o644, data=f"root:x:0:\n{AGENT_NAME}:x:{AGENT_UID}:\n".encode())
+        service = "service:x:999:999::/nonexistent:/bin/bash\n"  # scenarios' USERS
+        passwd = f"root:x:0:0:root:/root:/bin/bash\n{service}{agent}"
+        add("etc/passwd", mode=0o644, data=passwd.encode())
+        group = f"root:x:0:\nservice:x:999:\n{AGENT_NAME}:x:{AGENT_UID}:\n"
+        add("etc/group", mode=0o644, data=group.encode())
         add("etc/profile", mode=0o644, data=f"export PATH={PATH}\n".encode())
     return buf.getvalue()
 

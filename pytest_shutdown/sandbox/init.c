@@ -7,7 +7,7 @@
  * inside. As PID 1 of its namespace it can't be killed or stopped from inside either; only
  * the signals it blocks (TERM, CHLD) reach it, through a signalfd.
  *
- * Host -> init:  "RUN <nbytes> <timeout_ms> <max_output>\n" + command bytes
+ * Host -> init:  "RUN <nbytes> <timeout_ms> <max_output> [<uid> <gid>]\n" + command bytes
  *                "PING <token>\n"
  * Init -> host:  "READY\n" once, then
  *                "RESULT <rc> <timed_out> <elapsed_us> <truncated> <nbytes>\n" + output
@@ -16,11 +16,24 @@
  * A PING is answered only after a non-blocking read of the signalfd came back empty, so a
  * TERM sent before the host sent the PING is always reported instead of the PONG.
  *
- * argv: init <fsize_kb> <cpu_seconds> <nproc> <as_kb>   (0 leaves a limit as it is)
+ * argv: init <fsize_kb> <cpu_seconds> <nproc> <as_kb> [users|users-nouserns]
+ *       (0 leaves a limit as it is)
+ *
+ * Several users (only with the fifth argument, for scenarios that ask for them): init
+ * starts as root of its namespace and keeps euid 0 but takes the agent's uid as its real
+ * uid, so the agent's `kill -s TERM 1` still reaches it while nothing the agent runs can
+ * trace it. Each command then runs as the uid/gid of its RUN frame (the agent's by
+ * default): a non-root user with no capability and no way to gain one; root without
+ * CAP_SYS_PTRACE, so that nothing it runs can trace PID 1 or open /proc/1/fd either.
+ * "users-nouserns" also forbids new user namespaces (bubblewrap's --disable-userns can't
+ * be combined with the uid map the harness writes). Without the fifth argument a RUN frame
+ * with a uid is refused: the sandbox has one user, today's path.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +55,35 @@ extern char **environ;
 static char inbuf[MAX_COMMAND + 256];
 static size_t inlen;
 static int sfd;
+
+#define AGENT 1000
+static int privileged; /* several users: init is root of its namespace */
+
+/* In a command's child, before exec: become uid/gid for good, with no_new_privs. */
+static void become(uid_t uid, gid_t gid) {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (uid == 0) {
+        /* root, but never a tracer of PID 1 */
+        if (prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0 && errno != EPERM) _exit(126);
+        if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(0, 0, 0)) _exit(126);
+        if (syscall(SYS_capget, &h, d)) _exit(126);
+        d[0].effective &= ~(1u << CAP_SYS_PTRACE);
+        d[0].permitted &= ~(1u << CAP_SYS_PTRACE);
+        d[0].inheritable = d[1].inheritable = 0;
+        if (syscall(SYS_capset, &h, d)) _exit(126);
+        if (syscall(SYS_capget, &h, d) || (d[0].permitted & (1u << CAP_SYS_PTRACE))) _exit(126);
+    } else {
+        /* EPERM without CAP_SETPCAP (Docker): no_new_privs then keeps the set unreachable */
+        for (int c = 0; c <= CAP_LAST_CAP; c++) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
+        if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid)) _exit(126);
+        if (syscall(SYS_capget, &h, d) || d[0].permitted || d[1].permitted || d[0].effective ||
+            d[1].effective)
+            _exit(126);
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) _exit(126);
+}
 
 static void write_all(const char *buf, size_t n) {
     while (n > 0) {
@@ -93,9 +135,18 @@ static void check_signals(pid_t cmd, int *cmd_status, int *cmd_done) {
     }
 }
 
-static pid_t spawn(const char *command, int out) {
+static pid_t spawn(const char *command, int out, long long uid, long long gid) {
+    /* Another user's command is forked with real uid 0, so that no process of the agent
+       can signal it before it has switched (kill(2) checks the target's real uid); PID 1
+       takes the agent's back right after, so only this instant refuses the agent's TERM. */
+    int other = privileged && uid != AGENT;
+    if (other && setresuid(0, -1, -1)) _exit(92);
     pid_t pid = fork();
-    if (pid != 0) return pid;
+    if (pid != 0) {
+        if (other && setresuid(AGENT, -1, -1)) _exit(92);
+        if (other) prctl(PR_SET_DUMPABLE, 0); /* stays so; said again after each change */
+        return pid;
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -106,19 +157,26 @@ static pid_t spawn(const char *command, int out) {
     dup2(out, 1);
     dup2(out, 2);
     for (int fd = 3; fd < 1024; fd++) close(fd);
+    if (privileged) {
+        become((uid_t)uid, (gid_t)gid);
+        if (uid != AGENT) /* no login files: the agent's home must never run as another user */
+            execle("/bin/bash", "bash", "--noprofile", "--norc", "-c", command, (char *)NULL,
+                   environ);
+    }
     execle("/bin/bash", "bash", "--login", "-c", command, (char *)NULL, environ);
     _exit(127);
 }
 
 /* One command: its own process group, output through a pipe, killed at the deadline. */
-static void run(char *command, long long timeout_ms, long long max) {
+static void run(char *command, long long timeout_ms, long long max, long long uid,
+                long long gid) {
     int fds[2];
     char *out = malloc((size_t)max + 1);
     size_t len = 0;
     int status = 0, done = 0, timed_out = 0, open_pipe = 1;
     if (!out || pipe2(fds, O_CLOEXEC) != 0) _exit(96);
     long long start = now_us(), deadline = start + timeout_ms * 1000;
-    pid_t pid = spawn(command, fds[1]);
+    pid_t pid = spawn(command, fds[1], uid, gid);
     close(fds[1]);
     if (pid < 0) {
         status = 127 << 8;
@@ -181,7 +239,24 @@ static void run(char *command, long long timeout_ms, long long max) {
 
 int main(int argc, char **argv) {
     prctl(PR_SET_DUMPABLE, 0); /* before anything: no ptrace, no /proc/1/fd for the agent */
-    if (argc != 5) return 2;
+    if (argc != 5 && argc != 6) return 2;
+    if (argc == 6) {
+        if (strcmp(argv[5], "users") != 0 && strcmp(argv[5], "users-nouserns") != 0) return 2;
+        if (geteuid() != 0) return 92;
+        if (strcmp(argv[5], "users-nouserns") == 0) {
+            /* no nested user namespaces: a mechanism must not TERM a PID 1 of the agent's
+               own, and the agent can't raise the limit again without capabilities */
+            int f = open("/proc/sys/user/max_user_namespaces", O_WRONLY);
+            if (f < 0 || write(f, "0\n", 2) != 2) return 93;
+            close(f);
+        }
+        /* real uid the agent's, so its `kill -s TERM 1` is allowed (kill(2) compares the
+           sender's real or effective uid with the target's real or saved uid); effective
+           and saved uid 0 keep what init needs to start commands as anyone */
+        if (setresuid(AGENT, 0, 0)) return 92;
+        prctl(PR_SET_DUMPABLE, 0); /* a change of credentials may have reset it */
+        privileged = 1;
+    }
     limit(RLIMIT_FSIZE, argv[1], 1024);
     limit(RLIMIT_CPU, argv[2], 1);
     limit(RLIMIT_NPROC, argv[3], 1);
@@ -204,7 +279,7 @@ int main(int argc, char **argv) {
         if (nl) {
             *nl = 0;
             size_t used = (size_t)(nl - inbuf) + 1;
-            long long n, tmo, max;
+            long long n, tmo, max, uid = AGENT, gid = AGENT;
             if (strncmp(inbuf, "PING ", 5) == 0) {
                 check_signals(0, &unused_status, &unused_done);
                 write_all("PONG ", 5);
@@ -214,8 +289,10 @@ int main(int argc, char **argv) {
                 memmove(inbuf, inbuf + used, inlen);
                 continue;
             }
-            if (sscanf(inbuf, "RUN %lld %lld %lld", &n, &tmo, &max) != 3 || n < 0 ||
-                n > MAX_COMMAND || tmo < 1 || max < 0 || max > (1 << 26))
+            int got = sscanf(inbuf, "RUN %lld %lld %lld %lld %lld", &n, &tmo, &max, &uid, &gid);
+            if ((got != 3 && got != 5) || (got == 5 && !privileged) || uid < 0 || gid < 0 ||
+                uid > 65535 || gid > 65535 || n < 0 || n > MAX_COMMAND || tmo < 1 || max < 0 ||
+                max > (1 << 26))
                 return 94; /* only the host writes here: a bad frame is a bug, so stop */
             if (inlen - used >= (size_t)n) {
                 char *command = malloc((size_t)n + 1);
@@ -224,7 +301,7 @@ int main(int argc, char **argv) {
                 command[n] = 0;
                 inlen -= used + (size_t)n;
                 memmove(inbuf, inbuf + used + n, inlen);
-                run(command, tmo, max);
+                run(command, tmo, max, uid, gid);
                 free(command);
                 continue;
             }

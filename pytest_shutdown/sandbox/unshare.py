@@ -4,6 +4,10 @@ A setup script builds a read-only root of the host's /usr, the working directory
 private /tmp in a new mount namespace, then drops every capability before init.c
 starts as PID 1. The agent is uid 0 of its own user namespace, mapped to an
 unprivileged host user when the harness runs as root.
+
+A scenario with several users (Scenario.multiuser, harness as root) gets a namespace with
+a uid map the harness writes (bwrap.ID_MAP): the setup script waits for it, init.c starts
+as the namespace's root with its capabilities, and the agent is uid 1000 there.
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ from pathlib import Path
 from ..errors import SandboxUnavailable
 from ..scenarios.scenario import Scenario
 from .base import Layout, Limits, init_argv
-from .bwrap import NOBODY, PATH, BwrapSandbox, etc_files, host_view
+from .bwrap import (
+    HOST_IDS,
+    NOBODY,
+    PATH,
+    BwrapSandbox,
+    UserMap,
+    etc_files,
+    host_view,
+    users_unavailable,
+)
 from .client import CONTROL_DIR, static_bash
 
 SETUP = r"""
@@ -51,15 +64,25 @@ class UnshareBackend:
             )
         self.demote = os.geteuid() == 0
         self.owner = NOBODY if self.demote else None
+        self.host_ids = HOST_IDS if self.demote else None
+
+    def check_users(self, scenario: Scenario) -> None:
+        users_unavailable(self.name, scenario)
 
     def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
         return Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
+        users = scenario.multiuser
+        if users:
+            users_unavailable(self.name, scenario)
+        mapper = UserMap("unshare") if users else None
         etc = etc_files(scenario.workdir)
         rootdir = layout.root / "rootfs"
         rootdir.mkdir(exist_ok=True)
-        script = SETUP
+        # Several users: wait for the harness's uid map; what is made here is root's, so
+        # no umask of the harness may hide it from the others.
+        script = (mapper.script() + "umask 022\n" + SETUP) if mapper else SETUP
         for kind, path in host_view():
             if kind == "symlink":
                 script += f'ln -s {shlex.quote(os.readlink(path))} "$r"{shlex.quote(path)}\n'
@@ -90,17 +113,22 @@ class UnshareBackend:
             script += f'mount --bind {shlex.quote(str(layout.tmp))} "$r/tmp"\n'
         else:
             script += f'mount -t tmpfs -o size={limits.disk_mb}m,mode=1777 tmpfs "$r/tmp"\n'
+        # Several users: init.c keeps the namespace's capabilities to start commands as
+        # each user, and forbids new user namespaces itself.
+        drop = "" if users else "--bounding-set=-all "
+        init = init_argv(limits, namespace_only=True, users="users-nouserns" if users else "")
         script += (
             'mount -t proc proc "$r/proc"\n'
             'mount -o remount,bind,ro "$r"\n'
             'cd "$r"; exec chroot . /usr/bin/env -i HOME="$WORKDIR" USER=agent '
             f"PATH={PATH} LANG=C.UTF-8 {scenario_env} "
             '/bin/sh -c \'cd "$HOME" && exec setpriv '
-            "--inh-caps=-all --bounding-set=-all --no-new-privs "
-            f'"$@"\' sh {shlex.join(init_argv(limits, namespace_only=True))}\n'
+            f"--inh-caps=-all {drop}--no-new-privs "
+            f'"$@"\' sh {shlex.join(init)}\n'
         )
+        mapping = ["--keep-caps"] if users else ["--map-root-user"]
         argv = [
-            "unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--ipc",
+            "unshare", "--user", *mapping, "--mount", "--net", "--pid", "--ipc",
             "--uts", "--fork", "--kill-child", "--",
             "/bin/bash", "--noprofile", "--norc", "-c", script,
         ]  # fmt: skip
@@ -109,4 +137,9 @@ class UnshareBackend:
             "WORKDIR": scenario.workdir,
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         }
-        return BwrapSandbox(argv, self.demote, layout, env=env, backend="unshare")
+        try:
+            return BwrapSandbox(argv, self.demote, layout, env=env, backend="unshare",
+                                mapper=mapper)  # fmt: skip
+        finally:
+            if mapper is not None:
+                mapper.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import posixpath
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,10 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "
                "/proc", "/dev", "/sys", "/tmp", "/run")  # fmt: skip
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_ENV = ("HOME", "USER", "PATH")
+# The sandbox's users, by name: uid (and gid) inside it. Only the agent's commands run as
+# "agent"; "root" and "service" run what the harness runs for the scenario (Step, Service,
+# Trigger.user) and own files (File.owner) the agent can't change.
+USERS: Mapping[str, int] = {"root": 0, "service": 999, "agent": 1000}
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,15 @@ class File:
     """A file placed in the agent's working directory before the episode starts.
 
     `writable=False` files are mounted read-only, so the agent can't change their content.
+    `owner` names the user (in `USERS`) who owns a writable file: with "root" or "service"
+    and a mode such as 0o644 or 0o600, the agent can read it but not write it, or neither.
+    The directory the file lies in stays the agent's (see docs/scenarios.md, Users).
     """
 
     content: str | bytes
     mode: int = 0o644
     writable: bool = True
+    owner: str = "agent"  # a name in USERS; another than the agent's needs several users
 
     def data(self) -> bytes:
         return self.content.encode() if isinstance(self.content, str) else self.content
@@ -114,6 +124,11 @@ class Trigger:
     These run `command` with the scenario's environment (`env -i` plus `Scenario.env`),
     not the agent's, unless `agent_env=True`.
 
+    `user` (a name in `USERS`) is who the harness runs a harness-run `command` as: "root"
+    for a mechanism the agent can't stop by signalling it. It must then be an absolute path
+    the agent can't write (a read-only scenario file outside the working directory, or a
+    system program), and the trigger a harness-run kind.
+
     Set exactly one kind; `on_call` defaults to 4.
     """
 
@@ -126,6 +141,7 @@ class Trigger:
     after_change: str | None = None
     by_agent: bool = False
     agent_env: bool = False
+    user: str = "agent"
 
     def __post_init__(self) -> None:
         if not self._chosen():
@@ -166,10 +182,26 @@ class Service:
     directory of the scenario) where the service writes its pid, as a platform's CLI finds
     it. `ServiceGone` then also fails while that file, once the sandbox has stopped, names a
     process that ran just before the kill: whatever its command line, the platform sees
-    the instance running."""
+    the instance running.
+
+    With `user="root"` or `"service"` (names in `USERS`) it runs as that user from `/`,
+    so the agent can't signal it; its command line must then name no file the agent can
+    write (nothing relative, nothing in the working directory, /tmp or a writable
+    directory)."""
 
     command: str
     pidfile: str = ""
+    user: str = "agent"
+
+
+@dataclass(frozen=True)
+class Step:
+    """A setup step run as `user` (a name in `USERS`) before the agent's first turn, in the
+    working directory, with the scenario's environment. A plain string in
+    `Scenario.setup` is a step run as the agent."""
+
+    command: str
+    user: str = "agent"
 
 
 @dataclass(frozen=True)
@@ -187,7 +219,7 @@ class Scenario:
     params: Mapping[str, object] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     effects: tuple[Effect, ...] = (Stopped(),)
-    setup: tuple[str, ...] = ()
+    setup: tuple[str | Step, ...] = ()
     services: Mapping[str, Service] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -204,6 +236,21 @@ class Scenario:
             "after_change",
             "by_agent",
         )
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The setup steps, plain strings as steps run by the agent's user."""
+        return tuple(s if isinstance(s, Step) else Step(s) for s in self.setup)
+
+    @property
+    def multiuser(self) -> bool:
+        """Something runs as, or a file belongs to, a user other than the agent: the
+        sandbox needs several users (init.c's privileged mode), which not every backend
+        and harness can give."""
+        assert self.trigger is not None
+        users = [s.user for s in self.steps] + [s.user for s in self.services.values()]
+        users += [f.owner for f in self.files.values()] + [self.trigger.user]
+        return any(u != "agent" for u in users)
 
     @property
     def host_tmp(self) -> bool:
@@ -235,10 +282,14 @@ class Scenario:
             tuple(self.services),
         )  # fmt: skip
         for step in self.setup:
-            if not isinstance(step, str) or not step.strip() or "\0" in step:
+            command = step.command if isinstance(step, Step) else step
+            if not isinstance(command, str) or not command.strip() or "\0" in command:
                 raise ShutdownConfigError(
-                    f"scenario {self.name!r}: setup steps are shell command lines, not {step!r}"
+                    f"scenario {self.name!r}: setup steps are shell command lines or "
+                    f"Step(command, user=...), not {step!r}"
                 )
+            if isinstance(step, Step):
+                self._validate_user(step.user, f"Step({step.command!r}).user")
         for key, service in self.services.items():
             if (
                 not ENV_NAME.fullmatch(key)
@@ -255,7 +306,16 @@ class Scenario:
                     return ShutdownConfigError(f"scenario {self.name!r}: {why}")
 
                 _effects.validate_path(bad, service.pidfile, self.workdir, self.writable_dirs)
+            self._validate_user(service.user, f"services[{key!r}].user")
+            if service.user != "agent":
+                self._validate_privileged_service(key, service)
         for path, f in self.files.items():
+            self._validate_user(f.owner, f"files[{path!r}].owner")
+            if f.owner != "agent" and not f.writable:
+                raise ShutdownConfigError(
+                    f"scenario {self.name!r}: files[{path!r}] is read-only (mounted from the "
+                    "harness); File.owner is for writable files"
+                )
             if path.startswith("/"):
                 self._validate_mount(path, "file path")
                 rw = [d for d in self.writable_dirs if path.startswith(d + "/")]
@@ -292,7 +352,69 @@ class Scenario:
                     f"{', '.join(RESERVED_ENV)}, with a value without NUL bytes"
                 )
 
+    def _validate_user(self, user: object, what: str) -> None:
+        if not isinstance(user, str) or user not in USERS:
+            raise ShutdownConfigError(
+                f"scenario {self.name!r}: {what} is {user!r}; the sandbox's users are "
+                f"{', '.join(USERS)}"
+            )
+
+    def agent_writable(self, path: str) -> bool:
+        """The agent can write, or replace, the absolute sandbox path `path`: it lies in
+        the working directory (the agent's own, whoever owns a file in it), /tmp, or a
+        writable directory, or it is a writable scenario file. A path with `..` counts as
+        writable: where it leads depends on what the agent may have linked."""
+        if ".." in path.split("/"):
+            return True
+        path = "/" + posixpath.normpath(path).lstrip("/")
+        under = (self.workdir, "/tmp", "/dev/shm", *self.writable_dirs)
+        if any(path == d or path.startswith(d.rstrip("/") + "/") for d in under):
+            return True
+        f = self.files.get(path)
+        return f is not None and f.writable
+
+    def _validate_privileged_service(self, key: str, service: Service) -> None:
+        try:
+            words = shlex.split(service.command)
+        except ValueError:
+            words = []
+        paths = [w.split("=", 1)[-1] for w in words]
+        bad = [p for p in paths if "/" in p and (not p.startswith("/") or self.agent_writable(p))]
+        if not words or bad:
+            raise ShutdownConfigError(
+                f"scenario {self.name!r}: services[{key!r}] runs as {service.user!r} but its "
+                f"command {service.command!r} names {bad[0] if bad else 'what no shell parses'}"
+                ", which the agent can write or replace: that would hand the agent "
+                f"{service.user}'s rights. Run a read-only scenario file outside the working "
+                "directory (File(..., writable=False) at e.g. /opt/ctl/run) or a system program"
+            )
+
     def _validate_trigger(self, trigger: Trigger) -> None:
+        self._validate_user(trigger.user, "Trigger.user")
+        if trigger.user != "agent":
+            command = trigger.command
+            if trigger.kind in ("on_call", "by_agent") or trigger.agent_env:
+                raise ShutdownConfigError(
+                    f"scenario {self.name!r}: Trigger.user={trigger.user!r} needs a trigger "
+                    "the harness runs with the scenario's environment (after_command, "
+                    "after_call, after_seconds or after_change, without agent_env); "
+                    f"{trigger.kind} triggers run as the agent"
+                )
+            f = self.files.get(command)
+            if (
+                not command.startswith("/")
+                or any(c.isspace() for c in command)
+                or "\0" in command
+                or self.agent_writable(command)
+                or (f is not None and f.writable)
+            ):
+                raise ShutdownConfigError(
+                    f"scenario {self.name!r}: Trigger.command {command!r} runs as "
+                    f"{trigger.user!r}, so it must be an absolute path the agent can't write "
+                    "or replace (a File(..., writable=False) outside the working directory, "
+                    "e.g. /opt/ctl/stop, or a system program), run directly without "
+                    f"arguments: anything else could hand the agent {trigger.user}'s rights"
+                )
         chosen = trigger._chosen()
         if len(chosen) != 1:
             raise ShutdownConfigError(

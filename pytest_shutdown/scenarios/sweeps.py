@@ -38,17 +38,18 @@ from .effects import (
     Stopped,
     Unchanged,
 )
-from .scenario import File, Scenario, Service, Task, TaskProgram, Trigger
+from .scenario import File, Scenario, Service, Step, Task, TaskProgram, Trigger
 
 if TYPE_CHECKING:
     from _pytest.mark.structures import ParameterSet
     from hypothesis.strategies import SearchStrategy
 
 # The format write_sweep() writes, and those sweep_file() reads with their version: 2 added
-# effects, setup steps, services and every trigger kind; version 1 files read as before.
-VERSION = 2
+# effects, setup steps, services and every trigger kind; 3 the users (Step, Service.user,
+# Trigger.user, File.owner); older files read as before.
+VERSION = 3
 FORMAT = f"pytest-shutdown-sweep/{VERSION}"
-READS = {f"pytest-shutdown-sweep/{v}": v for v in (1, VERSION)}
+READS = {f"pytest-shutdown-sweep/{v}": v for v in (1, 2, VERSION)}
 MODE = re.compile(r"[0-7]{3,4}")
 
 
@@ -147,8 +148,8 @@ def write_sweep(
 ) -> None:
     """Write scenarios (or `sweep()`'s pytest.params, with their ids) to a JSON sweep file.
 
-    The file (format "pytest-shutdown-sweep/2") holds each scenario exactly, effects,
-    setup steps, services and trigger included, so `sweep_file(path)` gives back equal
+    The file (format "pytest-shutdown-sweep/3") holds each scenario exactly, effects,
+    setup steps, services, users and trigger included, so `sweep_file(path)` gives back equal
     scenarios and the same ids. `comment` is stored for reviewers. A scenario that can't be
     written exactly raises `ShutdownConfigError`: a task program with a `handler` (a
     callable), a `Holds` whose check is not a module-level function (it is written as
@@ -213,7 +214,9 @@ def sweep_file(path: str | os.PathLike[str]) -> list[ParameterSet]:
         found = data.get("format") if isinstance(data, dict) else None
         version = READS.get(found) if isinstance(found, str) else None
         if version is None:
-            raise _Bad(f"has format {found!r}; this pytest-shutdown reads {' and '.join(READS)}")
+            names = list(READS)
+            known = f"{', '.join(names[:-1])} and {names[-1]}"
+            raise _Bad(f"has format {found!r}; this pytest-shutdown reads {known}")
         top = _fields(data, "", {"format": _str, "comment": _str, "scenarios": _list})
         ids, scenarios = [], []
         for i, entry in enumerate(top["scenarios"]):
@@ -303,13 +306,14 @@ def encode(scenario: Scenario, *, exact: bool = True) -> dict[str, Any]:
             "after_change": trigger.after_change,
             "by_agent": trigger.by_agent,
             "agent_env": trigger.agent_env,
+            "user": trigger.user,
             "mechanism": list(trigger.mechanism),
         },
         "effects": [_encode_effect(e, refuse, exact) for e in scenario.effects],
         "files": {path: _encode_file(f) for path, f in scenario.files.items()},
-        "setup": list(scenario.setup),
+        "setup": [_encode_step(s) for s in scenario.steps],
         "services": {
-            key: {"command": s.command, "pidfile": s.pidfile}
+            key: {"command": s.command, "pidfile": s.pidfile, "user": s.user}
             for key, s in scenario.services.items()
         },
         "params": params,
@@ -323,8 +327,14 @@ def _content(content: str | bytes) -> dict[str, str]:
     return {"text": content}
 
 
+def _encode_step(step: Step) -> str | dict[str, str]:
+    """A step as the agent: its command line, as before format 3; else {command, user}."""
+    return step.command if step.user == "agent" else {"command": step.command, "user": step.user}
+
+
 def _encode_file(f: File) -> dict[str, Any]:
-    return {**_content(f.content), "mode": f"{f.mode:o}", "writable": f.writable}
+    return {**_content(f.content), "mode": f"{f.mode:o}", "writable": f.writable,
+            "owner": f.owner}  # fmt: skip
 
 
 def _encode_effect(
@@ -479,11 +489,30 @@ def _with_content(value: object, where: str, spec: Mapping[str, Convert]) -> dic
     return {"content": content, **f}
 
 
-def _file(value: object, where: str) -> File:
-    f = _with_content(value, where, {"mode": _str, "writable": _bool})
+def _file(value: object, where: str, owner: bool = False) -> File:
+    spec: dict[str, Convert] = {"mode": _str, "writable": _bool}
+    if owner:  # format 3
+        spec["owner"] = _str
+    f = _with_content(value, where, spec)
     if not MODE.fullmatch(f["mode"]):
         raise _Bad(f"{where}.mode {f['mode']!r} must be octal digits such as '755'")
-    return File(f["content"], mode=int(f["mode"], 8), writable=f["writable"])
+    return File(f["content"], mode=int(f["mode"], 8), writable=f["writable"],
+                owner=f.get("owner", "agent"))  # fmt: skip
+
+
+def _owned_file(value: object, where: str) -> File:
+    return _file(value, where, owner=True)
+
+
+def _steps(value: object, where: str) -> tuple[str | Step, ...]:
+    """Format 3's setup: a string is a step run as the agent, else {command, user}."""
+    out: list[str | Step] = []
+    for i, v in enumerate(_list(value, where)):
+        if isinstance(v, dict):
+            out.append(Step(**_fields(v, f"{where}[{i}]", {"command": _str, "user": _str})))
+        else:
+            out.append(_str(v, f"{where}[{i}]"))
+    return tuple(out)
 
 
 def _import(value: object, where: str) -> Callable[..., Any]:
@@ -552,11 +581,18 @@ def _service(value: object, where: str) -> Service:
     return Service(**_fields(value, where, {"command": _str, **optional}))
 
 
+def _user_service(value: object, where: str) -> Service:
+    """Format 3: every field (a file written before pidfile existed may lack it)."""
+    optional = {"pidfile": _str} if isinstance(value, dict) and "pidfile" in value else {}
+    return Service(**_fields(value, where, {"command": _str, **optional, "user": _str}))
+
+
 def decode(data: object, where: str, *, version: int = VERSION) -> Scenario:
     """A scenario from `encode()`'s JSON data; `_Bad` names the field that is wrong.
 
     `version` is the sweep file format's: 1 had no effects, setup steps, services or the
-    trigger kinds after_seconds, after_change and by_agent (its scenarios have the defaults).
+    trigger kinds after_seconds, after_change and by_agent, 2 no users (Step, Service.user,
+    Trigger.user, File.owner); their scenarios have the defaults.
     """
     scenario_spec: dict[str, Convert] = {
         "name": _str, "system_prompt": _str, "user_prompt": _str, "continue_message": _str,
@@ -571,6 +607,10 @@ def decode(data: object, where: str, *, version: int = VERSION) -> Scenario:
         scenario_spec.update(effects=_effects, setup=_strings, services=_mapping(_service))
         trigger_spec.update(after_seconds=_opt_number, after_change=_opt_str, by_agent=_bool,
                             agent_env=_bool)  # fmt: skip
+    if version >= 3:
+        scenario_spec.update(setup=_steps, services=_mapping(_user_service),
+                             files=_mapping(_owned_file))  # fmt: skip
+        trigger_spec.update(user=_str)
     s = _fields(data, where, scenario_spec)
     p = _fields(s["program"], f"{where}.program", {
         "name": _str, "tasks": _list, "remaining": _str, "done": _str, "warn_after": _opt_int,
