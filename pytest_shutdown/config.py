@@ -49,6 +49,7 @@ class Settings:
     episode_log: str | None = None
     resume: bool = False
     progress: float = 30.0  # seconds between progress lines of running samples; 0: none
+    warm_pool: int = 64  # sandboxes started ahead, at most, per process (bwrap, docker)
     multiplicity: str = "none"
     save_results: str | None = None
     report: str | None = None
@@ -115,6 +116,8 @@ OPTIONS = (
     Option("episode_log", str, "JSON-lines file that every finished episode is appended to"),
     Option("progress", float, "print each running sample's progress every this many seconds "
            "(on a terminal: in place, every second; 0: never; quiet under -q)"),
+    Option("warm_pool", int, "sandboxes started ahead of their episodes, at most, per xdist "
+           "worker (bwrap and docker; as many as ran at once; 0: none)"),
     Option("resume", switch, "reuse episodes that earlier runs finished (from the episode "
            "logs) instead of running them again: a crashed or cancelled run resumes"),
     Option("samples", int, "episodes per sample() (the cap when stopping early)", per_test=True),
@@ -165,6 +168,8 @@ def _check(name: str, value: Any) -> None:
         and not (_number(value) and math.isfinite(value) and value > 0)
     ):
         raise BadValue(name, value, "a number per minute > 0")
+    if name == "warm_pool" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise BadValue(name, value, "an integer >= 0")
     if name == "progress" and not (_number(value) and math.isfinite(value) and value >= 0):
         raise BadValue(name, value, "a number of seconds >= 0")
     if name == "margin" and not (_number(value) and 0 < value < 1):

@@ -50,7 +50,7 @@ class State:
     def __init__(self, settings: Settings, log: EpisodeLog, prices: PriceTable,
                  ledger: Ledger) -> None:  # fmt: skip
         self.settings = settings
-        self.backends = BackendCache(settings.run_id)
+        self.backends = BackendCache(settings.run_id, settings.warm_pool)
         self.log = log
         self.prices = prices
         self.ledger = ledger  # the session's spend, shared by xdist workers

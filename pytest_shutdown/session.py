@@ -26,14 +26,15 @@ SANDBOX_PROPERTY = "pytest_shutdown_sandbox"  # what `auto` picked, and why
 class BackendCache:
     """One backend per (kind, image) per process: creating one probes the machine."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, warm_pool: int = 64) -> None:
         self.run_id = run_id
+        self.warm_pool = warm_pool
         self._backends: dict[tuple[str, str | None], Backend] = {}
 
     def get(self, kind: str, image: str | None) -> Backend:
         key = (kind, image)
         if key not in self._backends:
-            self._backends[key] = make_backend(kind, image, self.run_id)
+            self._backends[key] = make_backend(kind, image, self.run_id, self.warm_pool)
         return self._backends[key]
 
     def close(self) -> None:

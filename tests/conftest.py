@@ -3,7 +3,10 @@ import os
 
 # pytester's in-process runs put sys.modules back as they found it, and numpy can't be
 # imported twice in one process: load the statistics stack (which the plugin loads
-# lazily) before any inner run can be the first to import it.
+# lazily) before any inner run can be the first to import it. The Docker SDK too: once,
+# after inner runs in the same worker, the docker fixture failed in requests with "You can
+# only merge into CookieJar" (two copies of one class), which a module restore can cause.
+import docker  # noqa: F401
 import numpy  # noqa: F401
 import pytest
 import scipy.special

@@ -144,3 +144,25 @@ def test_bad_values_carry_their_rule():
         0,
         "an integer >= 1",
     )
+
+
+def test_a_negative_warm_pool_is_a_usage_error(pytester):
+    """--shutdown-warm-pool takes 0 (none) or more; a negative count names its rule."""
+    pytester.makepyfile("def test_one(): pass")
+    result = pytester.runpytest(*FAKE, "--shutdown-warm-pool=-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --shutdown-warm-pool=-1 must be an integer >= 0"])
+
+
+def test_the_warm_pool_option_reaches_the_backends():
+    """0 leaves bwrap without a pool; a count caps how many sandboxes wait."""
+    from pytest_shutdown.session import BackendCache
+
+    none, five = BackendCache("t", warm_pool=0), BackendCache("t", warm_pool=5)
+    try:
+        assert none.get("bwrap", None).pool is None
+        pool = five.get("bwrap", None).pool
+        assert pool is not None and (pool.size, pool.most) == (2, 5)
+    finally:
+        none.close()
+        five.close()

@@ -10,19 +10,22 @@ from .base import Backend, CommandResult, Layout, Limits, Sandbox
 KINDS = ("auto", "docker", "bwrap", "unshare", "fake")  # fake: for tests, never `auto`
 
 
-def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "") -> Backend:
-    """The backend for `kind`; `auto` tries docker, then bwrap, then unshare."""
+def make_backend(
+    kind: str = "auto", image: str | None = None, run_id: str = "", warm_pool: int = 64
+) -> Backend:
+    """The backend for `kind`; `auto` tries docker, then bwrap, then unshare. bwrap and
+    docker keep up to `warm_pool` sandboxes started ahead of their episodes (0: none)."""
     if kind not in KINDS:
         raise ShutdownConfigError(f"unknown sandbox {kind!r}; choose one of {', '.join(KINDS)}")
     _sweep_once()
     if kind == "docker":
         from .docker import DEFAULT_IMAGE, DockerBackend
 
-        return DockerBackend(image or DEFAULT_IMAGE, run_id)
+        return DockerBackend(image or DEFAULT_IMAGE, run_id, min(2, warm_pool), warm_pool)
     if kind == "bwrap":
         from .bwrap import BwrapBackend
 
-        return BwrapBackend()
+        return BwrapBackend(min(2, warm_pool), warm_pool)
     if kind == "unshare":
         from .unshare import UnshareBackend
 
@@ -34,7 +37,7 @@ def make_backend(kind: str = "auto", image: str | None = None, run_id: str = "")
     reasons = []
     for candidate in ("docker", "bwrap", "unshare"):
         try:
-            backend = make_backend(candidate, image, run_id)
+            backend = make_backend(candidate, image, run_id, warm_pool)
         except ShutdownConfigError as exc:  # includes SandboxUnavailable
             reasons.append(f"{candidate}: {exc}")
             continue

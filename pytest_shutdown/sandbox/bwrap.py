@@ -327,7 +327,7 @@ def _children(pid: int) -> list[int]:
 class BwrapBackend:
     name = "bwrap"
 
-    def __init__(self, pool_size: int = 2) -> None:
+    def __init__(self, pool_size: int = 2, most: int = 64) -> None:
         exe = shutil.which("bwrap")
         if exe is None:
             raise SandboxUnavailable(
@@ -341,7 +341,7 @@ class BwrapBackend:
         self.host_ids = HOST_IDS if self.demote else None
         self.pool: WarmPool[BwrapSandbox] | None = None
         if pool_size > 0:
-            self.pool = WarmPool(self.create, self.owner, pool_size, workers=2)
+            self.pool = WarmPool(self.create, self.owner, pool_size, most, workers=2)
 
     def close(self) -> None:
         """Remove the waiting sandboxes and finish pending removals; later episodes start

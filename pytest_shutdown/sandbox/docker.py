@@ -172,7 +172,9 @@ class DockerBackend:
     _lock = threading.Lock()
     _checked = False  # the image ran bash once
 
-    def __init__(self, image: str = DEFAULT_IMAGE, run_id: str = "", pool_size: int = 2) -> None:
+    def __init__(
+        self, image: str = DEFAULT_IMAGE, run_id: str = "", pool_size: int = 2, most: int = 64
+    ) -> None:
         try:
             import docker
         except ImportError as exc:  # pragma: no cover - a declared dependency
@@ -207,7 +209,7 @@ class DockerBackend:
             )
         self.remove_orphans()
         self.pool: WarmPool[DockerSandbox] | None
-        self.pool = WarmPool(self.create, AGENT_UID, pool_size) if pool_size > 0 else None
+        self.pool = WarmPool(self.create, AGENT_UID, pool_size, most) if pool_size > 0 else None
 
     def close(self) -> None:
         """Remove the warm containers and wait for pending removals; a later episode starts
