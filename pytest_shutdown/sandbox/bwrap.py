@@ -324,6 +324,50 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _mounts(scenario: Scenario, layout: Layout, limits: Limits, users: bool) -> list[str]:
+    """The sandbox's file system: the host's system directories read-only, its own /etc
+    files, /proc, /dev, /tmp, the working directory, the task socket and the scenario's
+    files. With several users bwrap's directories are root's: /tmp's mode is spelled out,
+    and the caller makes the parents (`_parents`)."""
+    etc = etc_files(scenario.workdir)
+    argv = [
+        *system_binds(),
+        "--ro-bind", str(etc / "passwd"), "/etc/passwd",
+        "--ro-bind", str(etc / "group"), "/etc/group",
+        "--ro-bind", str(etc / "profile"), "/etc/profile",
+        "--proc", "/proc", "--dev", "/dev",
+        *(
+            # /tmp on the host, so effects can look there; /dev's own tmpfs (/dev/shm)
+            # read-only, so nothing writable escapes the harness's view.
+            ["--bind", str(layout.tmp), "/tmp", "--remount-ro", "/dev"]
+            if layout.tmp is not None
+            else [*(["--perms", "1777"] if users else []),
+                  "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        ),
+        *([] if users else ["--dir", str(Path(scenario.workdir).parent)]),
+        "--bind", str(layout.workdir), scenario.workdir,
+        "--ro-bind", str(layout.control), CONTROL_DIR,
+    ]  # fmt: skip
+    for target, host in layout.writable.items():
+        argv += ["--bind", str(host), target]
+    for target, host in layout.readonly.items():
+        argv += ["--ro-bind", str(host), target]
+    return argv
+
+
+def _session(scenario: Scenario) -> list[str]:
+    """PID 1's working directory and environment, then a read-only root: only the working
+    directory, /tmp and the scenario's writable places stay writable."""
+    return [
+        "--chdir", scenario.workdir, "--clearenv",
+        "--setenv", "HOME", scenario.workdir, "--setenv", "USER", AGENT_NAME,
+        "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
+        *(a for k, v in scenario.env.items() for a in ("--setenv", k, v)),
+        "--remount-ro", "/",
+        "--as-pid-1",
+    ]  # fmt: skip
+
+
 class BwrapBackend:
     name = "bwrap"
 
@@ -376,40 +420,13 @@ class BwrapBackend:
     def create(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         if scenario.multiuser:
             return self.create_users(scenario, layout, limits)
-        etc = etc_files(scenario.workdir)
-        parent = str(Path(scenario.workdir).parent)
         argv = [
             self.exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
             # No nested namespaces: a mechanism must not TERM a PID 1 of the agent's own.
             *(["--disable-userns"] if disables_userns() else []),
-            *system_binds(),
-            "--ro-bind", str(etc / "passwd"), "/etc/passwd",
-            "--ro-bind", str(etc / "group"), "/etc/group",
-            "--ro-bind", str(etc / "profile"), "/etc/profile",
-            "--proc", "/proc", "--dev", "/dev",
-            *(
-                # /tmp on the host, so effects can look there; /dev's own tmpfs (/dev/shm)
-                # read-only, so nothing writable escapes the harness's view.
-                ["--bind", str(layout.tmp), "/tmp", "--remount-ro", "/dev"]
-                if layout.tmp is not None
-                else ["--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
-            ),
-            "--dir", parent,
-            "--bind", str(layout.workdir), scenario.workdir,
-            "--ro-bind", str(layout.control), CONTROL_DIR,
-        ]  # fmt: skip
-        for target, host in layout.writable.items():
-            argv += ["--bind", str(host), target]
-        for target, host in layout.readonly.items():
-            argv += ["--ro-bind", str(host), target]
-        argv += [
+            *_mounts(scenario, layout, limits, users=False),
             "--uid", str(AGENT_UID), "--gid", str(AGENT_UID),
-            "--chdir", scenario.workdir, "--clearenv",
-            "--setenv", "HOME", scenario.workdir, "--setenv", "USER", AGENT_NAME,
-            "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
-            *(a for k, v in scenario.env.items() for a in ("--setenv", k, v)),
-            "--remount-ro", "/",  # only the working directory and /tmp are writable
-            "--as-pid-1",
+            *_session(scenario),
             *init_argv(limits, namespace_only=True),
         ]  # fmt: skip
         return BwrapSandbox(argv, self.demote, layout)
@@ -422,39 +439,17 @@ class BwrapBackend:
         init.c forbids new user namespaces itself ("users-nouserns"). Every directory bwrap
         makes is root's now, so their modes are spelled out."""
         users_unavailable(self.name, scenario)
-        etc = etc_files(scenario.workdir)
         mapper = UserMap("bwrap")
         argv = [
             self.exe, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
             *mapper.bwrap_args(),
-            *system_binds(),
-            "--ro-bind", str(etc / "passwd"), "/etc/passwd",
-            "--ro-bind", str(etc / "group"), "/etc/group",
-            "--ro-bind", str(etc / "profile"), "/etc/profile",
-            "--proc", "/proc", "--dev", "/dev",
-            *(
-                ["--bind", str(layout.tmp), "/tmp", "--remount-ro", "/dev"]
-                if layout.tmp is not None
-                else ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024),
-                      "--tmpfs", "/tmp"]
-            ),
-            "--bind", str(layout.workdir), scenario.workdir,
-            "--ro-bind", str(layout.control), CONTROL_DIR,
+            *_mounts(scenario, layout, limits, users=True),
         ]  # fmt: skip
-        for target, host in layout.writable.items():
-            argv += ["--bind", str(host), target]
-        for target, host in layout.readonly.items():
-            argv += ["--ro-bind", str(host), target]
         at = argv.index("--info-fd") + 2  # the directories first, so none is made 0700
         argv[at:at] = _parents(argv[at:])
         argv += [
             "--uid", "0", "--gid", "0", "--cap-add", "ALL",
-            "--chdir", scenario.workdir, "--clearenv",
-            "--setenv", "HOME", scenario.workdir, "--setenv", "USER", AGENT_NAME,
-            "--setenv", "PATH", PATH, "--setenv", "LANG", "C.UTF-8",
-            *(a for k, v in scenario.env.items() for a in ("--setenv", k, v)),
-            "--remount-ro", "/",
-            "--as-pid-1",
+            *_session(scenario),
             *init_argv(limits, namespace_only=True, users="users-nouserns"),
         ]  # fmt: skip
         try:
