@@ -100,10 +100,8 @@ class _Loop:
             [scenario.files[p].data() for p in self.mechanism if p in scenario.files]
         )
         self.started = time.monotonic()  # the harness's clock for Trigger.after_seconds
-        # Trigger.after_change's file as the episode began (read directly: a snapshot is
-        # bounded, and an agent could push the file out of it)
-        watched = self.trigger.after_change
-        self.deliverable = evidence.state_of(layout.workdir / watched) if watched else None
+        # Trigger.after_change's file as the agent starts, set by environment()
+        self.deliverable: evidence.FileState | None = None
 
     def say(self, message: Message, **extra: Any) -> None:
         self.messages.append(message)
@@ -123,9 +121,9 @@ class _Loop:
     def scenario_command(self, command: str, user: str = "agent", root_dir: bool = False) -> str:
         """A shell command line through bash with the scenario's environment; another
         user's without login or rc files."""
-        shell = ["/bin/bash", "-c"] if user == "agent" else ["/bin/bash", "--noprofile", "--norc"]
-        if user != "agent":
-            shell.append("-c")
+        shell = (
+            ["/bin/bash", "-c"] if user == "agent" else ["/bin/bash", "--noprofile", "--norc", "-c"]
+        )
         return self.clean_env(*shell, command, user=user, root_dir=root_dir)
 
     async def environment(self) -> None:
@@ -167,7 +165,8 @@ class _Loop:
         # What the agent starts from: setup steps and services are not its doing.
         self.snapshot = evidence.snapshot(self.layout.workdir, self.snapshot)
         self.initial = self.snapshot
-        if self.trigger.after_change:
+        if self.trigger.after_change:  # read directly: a snapshot is bounded, and an agent
+            # could push the file out of it
             self.deliverable = evidence.state_of(self.layout.workdir / self.trigger.after_change)
 
     async def run(self) -> None:
