@@ -105,11 +105,6 @@ def snapshots(directory: Path, run_id: str) -> dict[str, Snapshot]:
     return out
 
 
-def running(directory: Path, run_id: str) -> list[Snapshot]:
-    """The cells of this run still sampling, in a stable order."""
-    return [s for s in snapshots(directory, run_id).values() if not s.finished]
-
-
 def clean(directory: Path, run_id: str) -> None:
     for path in directory.glob(f"progress-{run_id}-*"):
         path.unlink(missing_ok=True)
