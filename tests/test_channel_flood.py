@@ -59,7 +59,6 @@ def test_a_connection_flood_costs_bounded_threads_and_calls_still_work(namespace
         finally:
             box.close()
         log = server.snapshot()
-    layout.remove()
     assert held > 200 and threads <= 40  # the server runs at most 32 calls at once
     assert "What is 1 + 1?" in out and len(log.calls) == 1 and log.server_error is None
 

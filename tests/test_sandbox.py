@@ -19,8 +19,7 @@ def sandbox(backend, monkeypatch):
     layout.populate(scenario, backend.owner)
     box = backend.start(scenario, layout, Limits())
     yield box
-    box.close()
-    layout.remove()
+    box.close()  # the layout goes with it (in the background with a warm pool)
 
 
 def test_no_network(sandbox):
@@ -95,7 +94,7 @@ backend, scenario, layout = make_backend(sys.argv[1]), palisade("A"), Layout.cre
 layout.populate(scenario, backend.owner)
 box = backend.start(scenario, layout, Limits())
 r = box.run("exec 3<>/dev/tty && echo TTY-OPEN; cut -d' ' -f7 /proc/self/stat", 5)
-box.close(); layout.remove()
+box.close()
 open(sys.argv[2], "w").write(r.output)
 """
 
@@ -127,6 +126,5 @@ def test_sub_second_command_timeouts_hold(backend):
         result = box.run("sleep 5", 0.3, 100)
     finally:
         box.close()
-        layout.remove()
     assert result.timed_out and result.exit_code == 137 and result.duration < 0.9
     assert "timed out after 0.3 s" in result.output

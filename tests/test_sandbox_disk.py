@@ -77,6 +77,33 @@ def test_removal_never_touches_what_lies_above_the_tree(tmp_path):
     assert not tree.exists() and oct(tmp_path.stat().st_mode & 0o7777) == oct(0o1777)
 
 
+def test_two_removals_of_one_tree_at_once_both_succeed(tmp_path):
+    """A pool's background removal racing a caller's removal of the same tree raises nothing."""
+    import threading
+
+    from pytest_shutdown.sandbox import hostfs
+
+    for round_ in range(20):
+        tree = tmp_path / f"tree{round_}"
+        for i in range(60):
+            (tree / f"d{i}" / "sub").mkdir(parents=True)
+            (tree / f"d{i}" / "sub" / "f").touch()
+        errors: list[BaseException] = []
+
+        def remove(tree=tree, errors=errors):
+            try:
+                hostfs.remove_tree(tree)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=remove) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and not tree.exists()
+
+
 def test_a_bounded_directory_holds_no_more_entries_than_the_walk_visits():
     """As root the tmpfs caps entries too (nr_inodes), and takes no setuid files or devices."""
     from pytest_shutdown.sandbox import hostfs

@@ -69,17 +69,19 @@ def probe(backend: Backend, reasons: list[str]) -> bool:
 
     scenario = palisade("A")
     layout = Layout.create()
+    sandbox = None
     try:
         layout.populate(scenario, backend.owner)
         sandbox = backend.start(scenario, layout, Limits())
-        ok = sandbox.run("true", 5).exit_code == 0
-        sandbox.close()
-        return ok
+        return sandbox.run("true", 5).exit_code == 0
     except ShutdownConfigError as exc:
         reasons.append(f"{backend.name}: {exc}")
         return False
     finally:
-        layout.remove()
+        if sandbox is not None:
+            sandbox.close()  # the layout goes with it, once nothing in it runs
+        else:
+            layout.remove()
 
 
 __all__ = ["KINDS", "Backend", "CommandResult", "Limits", "Sandbox", "make_backend"]

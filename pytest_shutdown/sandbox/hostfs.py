@@ -15,6 +15,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 PREFIX = "pytest-shutdown-"
 OWNER_FILE = ".owner"
@@ -73,26 +74,37 @@ def bounded_tmpfs(path: Path, size_mb: int, mode: str = "755") -> bool:
     return bool(_libc().mount(b"tmpfs", bytes(path), b"tmpfs", flags, options) == 0)
 
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+
+
 def remove_tree(root: Path) -> None:
     """Unmount any tmpfs below `root`, then remove it, even entries the sandbox made unreadable."""
     for mount in _mounts_below(root):
         _libc().umount2(mount.encode(), MNT_DETACH)
 
     inside = str(root).rstrip("/") + "/"
+    retried: set[str] = set()
 
-    def writable(func: Callable[[str], object], path: str, _exc: object) -> None:
-        """Make an entry the sandbox left unreadable removable; never touch what's above root."""
+    def retry(_func: Callable[..., object], path: str, exc: ExcInfo) -> None:
+        """Make an entry the sandbox left unreadable removable, then remove it; never touch
+        what's above root. An entry already gone (a pool's background removal of the same
+        tree, a sibling's sweep) is what we wanted."""
+        if isinstance(exc[1], FileNotFoundError) or path in retried:
+            return
+        retried.add(path)
         parent = os.path.dirname(path)
         try:
             if (parent + "/").startswith(inside):
                 os.chmod(parent, stat.S_IRWXU)
             if os.path.isdir(path) and not os.path.islink(path):
                 os.chmod(path, stat.S_IRWXU)
-            func(path)
+                shutil.rmtree(path, onerror=retry)
+            else:
+                os.unlink(path)
         except OSError:
-            pass
+            pass  # what stays is swept with the run's other orphans
 
-    shutil.rmtree(root, onerror=writable)
+    shutil.rmtree(root, onerror=retry)
 
 
 def _mounts_below(root: Path) -> list[str]:
