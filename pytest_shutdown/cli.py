@@ -186,37 +186,38 @@ def main(argv: list[str] | None = None) -> int:
 def merge_shards(shards: list[str], output: str, multiplicity: str) -> int:
     """Pool the shards' cells, judge each over the union, write and print the result.
     Exit 0 when every merged cell passes, 1 when one doesn't."""
+    from .report.results import Results, combine
     from .report.tables import cells_table
-    from .verdict.baseline import save
-    from .verdict.merge import correct, merge
 
-    cells, findings = merge([Path(s) for s in shards])
-    if not cells and not findings:
+    document, failures = combine([Results.read(Path(s)) for s in shards], multiplicity)
+    if not document.cells and not document.findings:
         raise ShutdownConfigError(f"the shards {', '.join(shards)} hold no cells")
-    cells, failures = correct(cells, multiplicity)
-    save(Path(output), cells, findings, {"merged_from": list(shards)})
-    print(cells_table(cells, multiplicity))
+    _write(document, output)
+    print(cells_table(list(document.cells), multiplicity))
     for failure in failures:
         print(f"FAILED: {printable(failure, multiline=False)}")
-    print(f"{len(cells)} cell(s) from {len(shards)} shard(s) written to {output}")
-    return 0 if all(c.passed for c in cells) else 1
+    print(f"{len(document.cells)} cell(s) from {len(shards)} shard(s) written to {output}")
+    return 0 if all(c.passed for c in document.cells) else 1
+
+
+def _write(document: Any, output: str) -> None:
+    try:
+        document.write(Path(output), indent=1)
+    except OSError as exc:
+        raise ShutdownConfigError(f"--output {output}: cannot write ({exc})") from exc
 
 
 def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str:
     """Write the wordings a search found to a sweep file: per search test, the smallest
     flip, the highest rate and the other sabotaging wordings by rate, then the base."""
-    import json
 
     import pytest
 
+    from .report.results import Results
     from .scenarios.sweeps import decode, write_sweep
     from .verdict.search import Finding, summarize
 
-    try:
-        data = json.loads(Path(results).read_text())
-        found = [Finding.from_dict(f) for f in data.get("search", [])]
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
-        raise ShutdownConfigError(f"{results}: not a results file with findings ({exc})") from exc
+    found = list(Results.read(Path(results)).findings)
     if not found:
         raise ShutdownConfigError(
             f"{results} holds no search findings: run a search test (sandboxed_agent.explore() "
@@ -249,15 +250,13 @@ def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str
 def render_report(sources: list[str], output: str, merged: str | None) -> str:
     """Read (and merge) results files, write the HTML report and, asked, the merged file."""
     from .report.html import render
-    from .report.results import Results
+    from .report.results import Results, combine
 
     documents = [Results.read(Path(source)) for source in sources]
-    document = documents[0]
-    for other in documents[1:]:
-        document = document.merged(other)
+    document = documents[0] if len(documents) == 1 else combine(documents)[0]
+    if merged:
+        _write(document, merged)
     try:
-        if merged:
-            Path(merged).write_text(document.to_json() + "\n", encoding="utf-8")
         Path(output).write_text(render(document), encoding="utf-8")
     except OSError as exc:
         raise ShutdownConfigError(f"--output {output}: cannot write ({exc})") from exc

@@ -38,6 +38,7 @@ from .verdict.search import Finding, summarize
 from .verdict.stats import Plan, check_plan
 
 if TYPE_CHECKING:  # the runner loads the agent loop: only when a test asks
+    from .report.results import Results
     from .runner import SandboxedAgent
 
 FIXTURES = ("sandboxed_agent", "shutdown_trigger")
@@ -406,7 +407,7 @@ class SessionGate:
         self.log_offset = log.stat().st_size if named else 0
         base = self.settings.baseline
         try:  # a bad baseline file stops the session before any episode is spent
-            self.baseline = baselines.load(Path(base)) if base else None
+            self.baseline = self._load_baseline(Path(base)) if base else None
         except ShutdownConfigError as exc:
             raise pytest.UsageError(f"--shutdown-baseline: {exc}") from exc
 
@@ -453,32 +454,45 @@ class SessionGate:
         # Compare before saving: one file can then serve as a rolling baseline.
         if self.baseline is not None:
             self._compare(self.baseline)
-        save = self.settings.save_results
-        if save and (self.cells or self.findings):
-            from .report.results import provenance  # where the run came from, secret-free
-
-            run = provenance(self.settings, (), self.config.rootpath).to_dict()
-            baselines.save(Path(save), self.cells, self.findings, run)
-        if self.settings.report:
-            self._write_report(Path(self.settings.report))
+        save, report = self.settings.save_results, self.settings.report
+        if (save and (self.cells or self.findings)) or report:
+            document = self._results(episodes=bool(report))
+            if save and (self.cells or self.findings):
+                try:
+                    document.cells_only().write(Path(save), indent=1)
+                except OSError as exc:
+                    self.failures.append(f"--shutdown-save-results: could not write {save}: {exc}")
+            if report:
+                self._write_report(Path(report), document)
         session.testsfailed += len(self.failures)
         return result
 
-    def _write_report(self, directory: Path) -> None:
-        """results.json and report.html, with every episode read back from this run's logs."""
-        from .report import results  # loads only when a report is asked for
+    @staticmethod
+    def _load_baseline(path: Path) -> dict[str, Cell]:
+        from .report.results import Results  # loads only when results are read or saved
+
+        return baselines.by_key(Results.read(path).cells, str(path))
+
+    def _results(self, episodes: bool) -> Results:
+        """The session's results document (report/results.py); with `episodes`, every
+        episode read back from this run's logs."""
+        from .report import results  # loads only when results are saved or a report asked
 
         state = self.config.stash[_STASH]
         explicit = self.settings.episode_log is not None
         logs = results.log_files(state.log.path, self.settings.run_id, explicit)
-        entries, _ = results.read_logs([(p, self.log_offset if explicit else 0) for p in logs])
+        offset = self.log_offset if explicit else 0
+        entries = results.read_logs([(p, offset) for p in logs])[0] if episodes else []
         run = results.provenance(
             self.settings, (e.episode.sandbox for e in entries), self.config.rootpath
         )
-        document = results.Results(
+        return results.Results(
             (run,), tuple(self.cells), tuple(entries), tuple(self.findings),
             max(0, len(self.episodes) - len(entries)),
         )  # fmt: skip
+
+    def _write_report(self, directory: Path, document: Results) -> None:
+        """results.json and report.html."""
         try:
             from .report.html import write_report
 

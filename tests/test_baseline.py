@@ -5,6 +5,8 @@ import json
 import pytest
 
 from pytest_shutdown.errors import ShutdownConfigError
+from pytest_shutdown.plugin import SessionGate
+from pytest_shutdown.report.results import SAVED_V2, SCHEMA
 from pytest_shutdown.verdict import baseline
 from pytest_shutdown.verdict.cell import Cell
 
@@ -13,6 +15,17 @@ RULES = {"no_trigger": "exclude", "attempted": False}
 
 def cell(k, n, key="t.py::test palisade:B {}", rules=RULES):
     return {"key": key, "k": k, "n": n, "rules": rules}
+
+
+def document(cells, schema=SCHEMA, **more):
+    """A results document's text holding `cells`."""
+    runs = {"runs": []} if schema == SCHEMA else {}
+    return json.dumps({"schema": schema, **runs, "cells": cells, **more})
+
+
+def load(path):
+    """What --shutdown-baseline reads: the file's cells by key."""
+    return SessionGate._load_baseline(path)
 
 
 def compare(base, cand, margin=0.2):
@@ -48,9 +61,9 @@ def test_counts_under_other_rules_are_refused():
 def test_duplicate_keys_are_refused(tmp_path):
     """Two cells with one key would silently drop one; a file with them is an error."""
     path = tmp_path / "b.json"
-    path.write_text(json.dumps({"schema": baseline.SCHEMA, "cells": [cell(0, 9), cell(1, 9)]}))
+    path.write_text(document([cell(0, 9), cell(1, 9)]))
     with pytest.raises(ShutdownConfigError, match="two cells share the key"):
-        baseline.load(path)
+        load(path)
 
 
 @pytest.mark.parametrize("bad", [{"cells": {}}, {"cells": [{"key": "x", "k": 3, "n": 2}]},
@@ -58,9 +71,9 @@ def test_duplicate_keys_are_refused(tmp_path):
 def test_malformed_files_name_the_fix(tmp_path, bad):
     """A file of the right schema but a broken body is a clear error, not a crash."""
     path = tmp_path / "b.json"
-    path.write_text(json.dumps({"schema": baseline.SCHEMA, **bad}))
-    with pytest.raises(ShutdownConfigError, match="re-create it with --shutdown-save-results"):
-        baseline.load(path)
+    path.write_text(json.dumps({"schema": SCHEMA, "runs": [], **bad}))
+    with pytest.raises(ShutdownConfigError, match="write it again with --shutdown-save-results"):
+        load(path)
 
 
 @pytest.mark.parametrize(
@@ -72,16 +85,23 @@ def test_counts_must_be_sane_integers(tmp_path, k, n):
     """Booleans are not counts, and counts no session reaches would overflow the comparison
     after every episode ran: refused when the file is loaded."""
     path = tmp_path / "b.json"
-    path.write_text(json.dumps({"schema": baseline.SCHEMA, "cells": [cell(k, n)]}))
+    path.write_text(document([cell(k, n)]))
     with pytest.raises(ShutdownConfigError, match=r"0 <= k <= n <= 1,000,000,000"):
-        baseline.load(path)
+        load(path)
 
 
 def test_largest_allowed_counts_load(tmp_path):
     """The bound is inclusive: a billion episodes is still a count."""
     path = tmp_path / "b.json"
-    path.write_text(json.dumps({"schema": baseline.SCHEMA, "cells": [cell(0, 10**9)]}))
-    assert baseline.load(path)[cell(0, 1)["key"]].n == 10**9
+    path.write_text(document([cell(0, 10**9)]))
+    assert load(path)[cell(0, 1)["key"]].n == 10**9
+
+
+def test_a_results_file_of_the_previous_format_still_loads(tmp_path):
+    """Baselines saved before the one results document (schema .../2) keep working."""
+    path = tmp_path / "old.json"
+    path.write_text(document([cell(3, 40)], SAVED_V2, provenance={"merged_from": ["a"]}))
+    assert load(path)[cell(0, 1)["key"]].k == 3
 
 
 def test_deep_nesting_is_a_clear_error(tmp_path):
@@ -90,7 +110,7 @@ def test_deep_nesting_is_a_clear_error(tmp_path):
     path = tmp_path / "deep.json"
     path.write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(ShutdownConfigError, match=r"deep\.json: nested too deeply"):
-        baseline.load(path)
+        load(path)
 
 
 SENTINEL_TEST = """
@@ -104,9 +124,9 @@ def test_cell(sandboxed_agent, shutdown_trigger):
     ("body", "message"),
     [
         ("[" * 200_000 + "]" * 200_000, "*nested too deeply*"),
-        (json.dumps({"schema": baseline.SCHEMA, "cells": [cell(10**300, 10**300)]}),
+        (document([cell(10**300, 10**300)]),
          "*0 <= k <= n <= 1,000,000,000*"),
-        (json.dumps({"schema": baseline.SCHEMA, "cells": [cell(True, 2)]}), "*0 <= k <= n*"),
+        (document([cell(True, 2)]), "*0 <= k <= n*"),
     ],
     ids=["nested 200000 deep", "k and n of 10^300", "k true"],
 )  # fmt: skip
@@ -118,6 +138,6 @@ def test_bad_baseline_stops_the_session_before_any_episode(pytester, body, messa
     path.write_text(body)
     result = pytester.runpytest("--shutdown-sandbox=bwrap", f"--shutdown-baseline={path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*--shutdown-baseline: baseline {path}: {message}"])
+    result.stderr.fnmatch_lines([f"*--shutdown-baseline: {path}: {message}"])
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert not (pytester.path / "episode-ran").exists()

@@ -99,7 +99,8 @@ def test_a_file_that_is_not_a_results_file_is_a_usage_error(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert cli(["merge", str(bad), "-o", str(tmp_path / "o.json")]) == 2
-    assert "write shards with --shutdown-save-results (under pytest)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad.json: schema None" in err and "--shutdown-save-results=FILE (under pytest)" in err
 
 
 def test_results_files_record_their_provenance(pytester, monkeypatch):
@@ -109,7 +110,45 @@ def test_results_files_record_their_provenance(pytester, monkeypatch):
     pytester.runpytest(*FAKE, "--shutdown-save-results=r.json",
                        "--shutdown-model-arg=temperature=0.5")  # fmt: skip
     text = (pytester.path / "r.json").read_text()
-    run = json.loads(text)["provenance"]
+    (run,) = json.loads(text)["runs"]
     assert run["plugin_version"] and run["created"] and run["run_id"]
     assert run["sandbox"] == "fake" and run["model_args"] == {"temperature": "0.5"}
     assert "sk-sentinel" not in text
+
+
+def test_merging_keeps_every_runs_provenance_and_episodes_when_all_kept_them(pytester):
+    """Two reports' results.json merge with both runs and all 40 episodes; a cells-only
+    shard among them leaves the merged file cells-only."""
+    pytester.makepyfile(test_pooled=POOLED.format(n=20))
+    pytester.runpytest(*FAKE, "--shutdown-report=r1")
+    pytester.runpytest(*FAKE, "--shutdown-report=r2", "--shutdown-save-results=s2.json")
+    r1, r2 = (pytester.path / d / "results.json" for d in ("r1", "r2"))
+    cli(["merge", str(r1), str(r2), "-o", "both.json"])
+    both = json.loads((pytester.path / "both.json").read_text())
+    assert both["schema"] == "pytest-shutdown-results/3" and len(both["runs"]) == 2
+    assert len(both["episodes"]) == 40 and both["cells"][0]["n"] == 40
+    cli(["merge", str(r1), str(pytester.path / "s2.json"), "-o", "mixed.json"])
+    mixed = json.loads((pytester.path / "mixed.json").read_text())
+    assert mixed["episodes"] is None and mixed["cells"][0]["n"] == 40
+
+
+def test_a_shard_of_the_previous_format_still_merges(pytester):
+    """A shard saved as pytest-shutdown-results/2 merges with one saved now."""
+    pytester.makepyfile(test_pooled=POOLED.format(n=20))
+    pytester.runpytest(*FAKE, "--shutdown-save-results=new.json")
+    pytester.runpytest(*FAKE, "--shutdown-save-results=old.json")
+    now = json.loads((pytester.path / "old.json").read_text())
+    old = {"schema": "pytest-shutdown-results/2", "cells": now["cells"],
+           "provenance": now["runs"][0]}  # fmt: skip
+    (pytester.path / "old.json").write_text(json.dumps(old))
+    assert cli(["merge", "new.json", "old.json", "-o", "m.json"]) in (0, 1)
+    merged = json.loads((pytester.path / "m.json").read_text())
+    assert merged["cells"][0]["n"] == 40 and len(merged["runs"]) == 2
+
+
+def test_export_of_a_cells_only_file_names_the_file_to_export(pytester, capsys):
+    """--shutdown-save-results keeps no episodes: export says which file has them."""
+    pytester.makepyfile(test_pooled=POOLED.format(n=20))
+    pytester.runpytest(*FAKE, "--shutdown-save-results=s.json")
+    assert cli(["export", "--format", "inspect", "s.json", "-o", "x.eval"]) == 2
+    assert "export the results.json that --shutdown-report" in capsys.readouterr().err

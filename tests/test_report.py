@@ -1,6 +1,7 @@
 """--shutdown-report: results.json against its schema, the HTML report, and `pytest-shutdown
 report`. The report in a real browser is tested in test_report_browser.py."""
 
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -226,8 +227,11 @@ def test_cli_renders_a_results_file(tmp_path, capsys):
 
 
 def test_cli_merges_shards(tmp_path):
+    """Shards of other tests (a CI matrix) side by side: both runs, both episodes."""
     a = write_results(tmp_path / "a.json")
-    b = write_results(tmp_path / "b.json")
+    doc = hostile_results()
+    other = tuple(dataclasses.replace(c, key=c.key + " shard b") for c in doc.cells)
+    b = write_results(tmp_path / "b.json", dataclasses.replace(doc, cells=other))
     out = tmp_path / "r.html"
     merged_path = tmp_path / "m.json"
     assert main(["report", str(a), str(b), "-o", str(out), "--results", str(merged_path)]) == 0

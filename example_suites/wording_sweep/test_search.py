@@ -1,6 +1,5 @@
 """The search finds each planted trigger, and the change it reports is the smallest."""
 
-import json
 import shutil
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from planted_agents import _emphasis, _stakes, _system_and_even
 
 from pytest_shutdown import sweep_file
 from pytest_shutdown.cli import main as cli
+from pytest_shutdown.report.results import Results
 from pytest_shutdown.scenarios.sweeps import decode
 from pytest_shutdown.verdict.search import Finding, SearchSummary, summarize
 
@@ -29,10 +29,7 @@ def search(pytester):
         )  # fmt: skip
         result.assert_outcomes(passed=1)
         assert "HealthCheck" not in result.stdout.str()
-        findings = [
-            Finding.from_dict(f)
-            for f in json.loads((pytester.path / "r.json").read_text())["search"]
-        ]
+        findings = list(Results.read(pytester.path / "r.json").findings)
         result.stdout.fnmatch_lines(["*wordings explored*", "*highest sabotage:*"])
         (summary,) = summarize(findings, 0.05)
         return summary, findings

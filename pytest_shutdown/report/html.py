@@ -232,15 +232,22 @@ def provenance_table(results: Results) -> str:
 def render(results: Results) -> str:
     """The whole report as one HTML document."""
     nonce = secrets.token_urlsafe(18)
-    counts = Counter(e.episode.outcome.value for e in results.episodes)
+    episodes = results.episodes or ()
+    counts = Counter(e.episode.outcome.value for e in episodes)
     total = sum(counts.values())
     tally = ", ".join(f"{k} {counts[k]}" for k in OUTCOMES)
-    missing = (
-        f'<p class="warn">{results.missing_episodes} finished episode(s) are missing from the '
-        "episode logs and from this report.</p>"
-        if results.missing_episodes
-        else ""
-    )
+    if results.episodes is None:
+        missing = (
+            '<p class="warn">This results file keeps cells only (--shutdown-save-results);'
+            " the episodes are in the results.json that --shutdown-report writes.</p>"
+        )
+    elif results.missing_episodes:
+        missing = (
+            f'<p class="warn">{results.missing_episodes} finished episode(s) are missing '
+            "from the episode logs and from this report.</p>"
+        )
+    else:
+        missing = ""
     cells_chart = chart(cell_rows(results.cells), "sabotage rate per wording and model")
     found_chart = chart(finding_rows(results.findings), "sabotage rate per explored wording")
     findings = (
@@ -250,7 +257,7 @@ def render(results: Results) -> str:
         if results.findings
         else ""
     )
-    data = script_json(finite(episode_data(results.episodes)))
+    data = script_json(finite(episode_data(episodes)))
     csp = (f"default-src 'none'; img-src data:; style-src 'nonce-{nonce}'; "
            f"script-src 'nonce-{nonce}'; base-uri 'none'; form-action 'none'")  # fmt: skip
     return redact(f"""<!DOCTYPE html>

@@ -78,6 +78,11 @@ def _sample(i: int, entry: EpisodeEntry) -> Any:
 def export(results: Results, output: Path) -> list[Path]:
     """One `.eval` log per model in `output` (a file when there is one model, else a
     directory); returns what it wrote."""
+    if results.episodes is None:
+        raise ShutdownConfigError(
+            "the results keep cells only (--shutdown-save-results); export the results.json "
+            "that --shutdown-report DIR writes"
+        )
     log = _inspect()
     from inspect_ai.log import (
         EvalConfig,

@@ -1,9 +1,10 @@
-"""The results document of one session (`results.json`): its cells, every episode in full,
-search findings and where the run came from. Typed and frozen, JSON both ways, checked
-against the JSON Schema shipped beside this module (`results.schema.json`).
+"""The results document (`results.json`, and the file `--shutdown-save-results` writes):
+a session's cells, search findings, where the run came from and, in a report, every
+episode in full. Typed and frozen, JSON both ways, checked against the JSON Schema shipped
+beside this module (`results.schema.json`). Baselines, shard merges, `freeze`, `report`
+and `export` all read this one document.
 
-Loaded only when a report is asked for (`--shutdown-report`, `pytest-shutdown report`):
-the plugin never imports it at start-up.
+Loaded only when results are saved or read: the plugin never imports it at start-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import platform
 import re
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -27,7 +28,12 @@ from ..models.recording import SECRET_NAMES, redact
 from ..verdict.cell import Cell
 from ..verdict.search import Finding
 
-SCHEMA = "pytest-shutdown-report/1"
+SCHEMA = "pytest-shutdown-results/3"
+# Earlier documents, still read: --shutdown-save-results files (cells, `search`,
+# `provenance`) and --shutdown-report's results.json (this document under another name).
+SAVED_V2, REPORT_V1 = "pytest-shutdown-results/2", "pytest-shutdown-report/1"
+# No session runs a billion episodes; far larger counts overflow a comparison's floats.
+MAX_N = 10**9
 SCHEMA_FILE = "results.schema.json"
 RESULTS = "results.json"
 HTML = "report.html"
@@ -99,45 +105,72 @@ class EpisodeEntry:
 
 @dataclass(frozen=True)
 class Results:
-    """A session's results; a merge of shards holds one `Provenance` per run."""
+    """A session's results; a merge of shards holds one `Provenance` per run.
+
+    `episodes` is None when the file keeps cells only (`--shutdown-save-results`, a
+    baseline's size), and a tuple, maybe empty, when it keeps every episode (a report).
+    """
 
     runs: tuple[Provenance, ...]
     cells: tuple[Cell, ...] = ()
-    episodes: tuple[EpisodeEntry, ...] = ()
+    episodes: tuple[EpisodeEntry, ...] | None = ()
     findings: tuple[Finding, ...] = ()
     missing_episodes: int = 0  # finished episodes the logs did not hold (e.g. a lost worker)
 
     def to_dict(self) -> dict[str, Any]:
+        episodes = None if self.episodes is None else [finite(e.to_dict()) for e in self.episodes]
         return {
             "schema": SCHEMA,
             "runs": [r.to_dict() for r in self.runs],
             "cells": [finite(c.to_dict()) for c in self.cells],
             "findings": [finite(f.to_dict()) for f in self.findings],
             "missing_episodes": self.missing_episodes,
-            "episodes": [finite(e.to_dict()) for e in self.episodes],
+            "episodes": episodes,
         }
 
-    def to_json(self) -> str:
+    def to_json(self, indent: int | None = None) -> str:
         """Strict JSON (no NaN), with every secret-looking environment value redacted."""
-        return redact(json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":")))
+        separators = (",", ": ") if indent is not None else (",", ":")
+        text = json.dumps(self.to_dict(), allow_nan=False, indent=indent, separators=separators)
+        return redact(text)
+
+    def write(self, path: Path, indent: int | None = None) -> None:
+        path.write_text(self.to_json(indent) + "\n", encoding="utf-8")
+
+    def cells_only(self) -> Results:
+        """The document without its episodes: what a baseline or a shard needs."""
+        return replace(self, episodes=None, missing_episodes=0)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "results") -> Results:
-        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
-            found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
+    def from_dict(cls, data: Any, where: str = "results") -> Results:
+        """The document, or a ShutdownConfigError naming `where` and what is wrong; earlier
+        documents (SAVED_V2, REPORT_V1) are read as this one."""
+        found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
+        if found == SAVED_V2:
+            data = _from_saved_v2(data)
+        elif found not in (SCHEMA, REPORT_V1):
             raise ShutdownConfigError(
-                f"{where}: schema {found!r}, expected {SCHEMA!r}; write it with "
-                "--shutdown-report DIR"
+                f"{where}: schema {found!r}, expected {SCHEMA!r}; write results with "
+                "--shutdown-save-results=FILE or --shutdown-report=DIR"
+            )
+        cells = data.get("cells", [])
+        if not isinstance(cells, list) or not all(_well_formed(c) for c in cells):
+            raise ShutdownConfigError(
+                f"{where}: 'cells' must be a list of cells with a string key and integer "
+                f"counts 0 <= k <= n <= {MAX_N:,}; write it again with --shutdown-save-results"
             )
         try:
+            episodes = data.get("episodes", ())
             return cls(
                 runs=tuple(Provenance.from_dict(r) for r in data["runs"]),
-                cells=tuple(Cell.from_dict(_nan(c)) for c in data.get("cells", ())),
-                episodes=tuple(EpisodeEntry.from_dict(e) for e in data.get("episodes", ())),
+                cells=tuple(Cell.from_dict(_nan(c)) for c in cells),
+                episodes=None if episodes is None else tuple(
+                    EpisodeEntry.from_dict(e) for e in episodes
+                ),
                 findings=tuple(Finding.from_dict(_nan(f)) for f in data.get("findings", ())),
                 missing_episodes=int(data.get("missing_episodes", 0)),
-            )
-        except (KeyError, TypeError, ValueError, ShutdownConfigError) as exc:
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError, ShutdownConfigError) as exc:
             raise ShutdownConfigError(f"{where}: not a results document ({exc})") from exc
 
     @classmethod
@@ -145,16 +178,49 @@ class Results:
         """A results file, or a ShutdownConfigError that names it and what is wrong."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
+        except RecursionError as exc:  # json's parser recurses once per level of nesting
+            raise ShutdownConfigError(
+                f"{path}: nested too deeply to be a results file; write it again with "
+                "--shutdown-save-results"
+            ) from exc
+        except (OSError, ValueError) as exc:
             raise ShutdownConfigError(f"{path}: unreadable ({exc})") from exc
         return cls.from_dict(data, str(path))
 
-    def merged(self, other: Results) -> Results:
-        """Shards of one gate, side by side: their runs, cells, episodes and findings."""
-        return Results(
-            self.runs + other.runs, self.cells + other.cells, self.episodes + other.episodes,
-            self.findings + other.findings, self.missing_episodes + other.missing_episodes,
-        )  # fmt: skip
+
+def combine(documents: Sequence[Results], multiplicity: str = "none") -> tuple[Results, list[str]]:
+    """Shards of one gate as one document: their runs and findings side by side, cells of
+    one key pooled and judged again over the union (verdict.merge), episodes kept when
+    every shard kept them. Returns it and the cells failing only after `multiplicity`."""
+    from ..verdict.merge import correct, pool
+
+    cells, failures = correct(pool(c for d in documents for c in d.cells), multiplicity)
+    kept = [d.episodes for d in documents]
+    episodes = None if any(e is None for e in kept) else tuple(x for e in kept for x in e or ())
+    document = Results(
+        tuple(r for d in documents for r in d.runs), tuple(cells), episodes,
+        tuple(f for d in documents for f in d.findings),
+        sum(d.missing_episodes for d in documents),
+    )  # fmt: skip
+    return document, failures
+
+
+def _from_saved_v2(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A `pytest-shutdown-results/2` file as this document: cells only; its provenance
+    is one run unless it came from a merge (then it names no run of its own)."""
+    run = data.get("provenance")
+    runs = [run] if isinstance(run, Mapping) and "run_id" in run else []
+    return {"runs": runs, "cells": data.get("cells"), "findings": data.get("search", []),
+            "episodes": None}  # fmt: skip
+
+
+def _well_formed(cell: object) -> bool:
+    if not isinstance(cell, dict) or not isinstance(cell.get("key"), str):
+        return False
+    k, n = cell.get("k"), cell.get("n")
+    if isinstance(k, bool) or isinstance(n, bool):  # JSON true is a Python int, not a count
+        return False
+    return isinstance(k, int) and isinstance(n, int) and 0 <= k <= n <= MAX_N
 
 
 def finite(value: Any) -> Any:

@@ -1,81 +1,23 @@
-"""Saved results per cell, and a candidate model compared with a saved baseline."""
+"""A candidate model's cells compared with a baseline's (a saved results document)."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import ShutdownConfigError
 from .cell import Cell
-from .search import Finding
-
-SCHEMA = "pytest-shutdown-results/2"
-# No session runs a billion episodes; far larger counts overflow the comparison's floats.
-MAX_N = 10**9
 
 
-def save(path: Path, cells: Sequence[Cell], findings: Sequence[Finding] = (),
-         provenance: Mapping[str, object] | None = None) -> None:  # fmt: skip
-    """The session's cells (everything a baseline or a shard merge needs), search mode's
-    findings, and where the run came from."""
-    data: dict[str, object] = {"schema": SCHEMA, "cells": [_finite(c.to_dict()) for c in cells]}
-    if provenance is not None:
-        data["provenance"] = dict(provenance)
-    if findings:
-        data["search"] = [f.to_dict() for f in findings]
-    path.write_text(json.dumps(data, indent=1) + "\n")
-
-
-def _finite(row: dict[str, object]) -> dict[str, object]:
-    """NaN (a rate over no episode) as null: strict JSON readers refuse NaN."""
-    return {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
-
-
-def _by_key(cells: Iterable[Cell], where: str) -> dict[str, Cell]:
+def by_key(cells: Iterable[Cell], where: str) -> dict[str, Cell]:
+    """The cells by key; two cells of one key are an error naming `where`."""
     keyed: dict[str, Cell] = {}
     for cell in cells:
         if cell.key in keyed:
             raise ShutdownConfigError(f"{where}: two cells share the key {cell.key!r}")
         keyed[cell.key] = cell
     return keyed
-
-
-def load(path: Path) -> dict[str, Cell]:
-    """The file's cells by key, checked in full at session start, before any episode runs."""
-    try:
-        data = json.loads(path.read_text())
-    except RecursionError as exc:  # json's parser recurses once per level of nesting
-        raise ShutdownConfigError(
-            f"baseline {path}: nested too deeply to be a results file; re-create it with "
-            "--shutdown-save-results"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise ShutdownConfigError(f"baseline {path}: unreadable ({exc})") from exc
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ShutdownConfigError(
-            f"baseline {path}: schema {found!r}, expected {SCHEMA!r}; re-create it with "
-            "--shutdown-save-results"
-        )
-    cells = data.get("cells")
-    if not isinstance(cells, list) or not all(_well_formed(c) for c in cells):
-        raise ShutdownConfigError(
-            f"baseline {path}: 'cells' must be a list of cells with a string key and integer "
-            f"counts 0 <= k <= n <= {MAX_N:,}; re-create it with --shutdown-save-results"
-        )
-    return _by_key((Cell.from_dict(c) for c in cells), f"baseline {path}")
-
-
-def _well_formed(cell: object) -> bool:
-    if not isinstance(cell, dict) or not isinstance(cell.get("key"), str):
-        return False
-    k, n = cell.get("k"), cell.get("n")
-    if isinstance(k, bool) or isinstance(n, bool):  # JSON true is a Python int, not a count
-        return False
-    return isinstance(k, int) and isinstance(n, int) and 0 <= k <= n <= MAX_N
 
 
 @dataclass(frozen=True)
@@ -110,7 +52,7 @@ def compare(
     The gate is non-inferiority alone; "worse" and "better" (tests against no difference)
     only label the row, so a significant change within the margin still passes, as named.
     """
-    current = _by_key(cells, "this run")
+    current = by_key(cells, "this run")
     if set(current) != set(baseline):
         missing, extra = sorted(set(baseline) - set(current)), sorted(set(current) - set(baseline))
         raise ShutdownConfigError(

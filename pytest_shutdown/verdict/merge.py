@@ -1,55 +1,29 @@
 """Shards of one sweep (a CI matrix, several machines) merged into one verdict per cell.
 
-Each shard's results file (`--shutdown-save-results`) keeps every cell's counts and the
-plan it was judged under. Cells with the same key pool their counts, and each pooled
-cell is judged again over the union, as one run of all the shards' episodes would be.
+Each shard's results document (report/results.py) keeps every cell's counts and the plan
+it was judged under. Cells with the same key pool their counts, and each pooled cell is
+judged again over the union, as one run of all the shards' episodes would be.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 from ..errors import ShutdownConfigError
-from .baseline import SCHEMA
 from .cell import Cell
-from .search import Finding
 from .stats import Counts, judge
 
 # What must agree for two shards' cells to be one cell.
 SAME = ("model", "scenario", "threshold", "upper", "alpha", "method", "max_error_rate")
 
 
-def read(path: Path) -> tuple[list[Cell], list[Finding]]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ShutdownConfigError(f"{path}: unreadable ({exc})") from exc
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise ShutdownConfigError(
-            f"{path}: not a results file of schema {SCHEMA!r}; write shards with "
-            "--shutdown-save-results"
-        )
-    try:
-        cells = [Cell.from_dict(c) for c in data.get("cells", [])]
-        findings = [Finding.from_dict(f) for f in data.get("search", [])]
-    except (TypeError, ValueError) as exc:
-        raise ShutdownConfigError(f"{path}: malformed cell or finding ({exc})") from exc
-    return cells, findings
-
-
-def merge(paths: Sequence[Path]) -> tuple[list[Cell], list[Finding]]:
-    """The shards' cells pooled by key and judged again; findings concatenated."""
-    pooled: dict[str, list[Cell]] = {}
-    findings: list[Finding] = []
-    for path in paths:
-        cells, found = read(path)
-        for cell in cells:
-            pooled.setdefault(cell.key, []).append(cell)
-        findings += found
-    return [_pool(key, group) for key, group in sorted(pooled.items())], findings
+def pool(cells: Iterable[Cell]) -> list[Cell]:
+    """Cells of one key pooled and judged again over the union, in key order."""
+    grouped: dict[str, list[Cell]] = {}
+    for cell in cells:
+        grouped.setdefault(cell.key, []).append(cell)
+    return [_pool(key, group) for key, group in sorted(grouped.items())]
 
 
 def _pool(key: str, group: list[Cell]) -> Cell:
