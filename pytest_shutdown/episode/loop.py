@@ -14,7 +14,7 @@ from typing import Any, cast
 from ..errors import ShutdownConfigError
 from ..models import TOOLS, Message, Model, ModelError
 from ..sandbox import proctable
-from ..sandbox.base import Backend, CommandResult, Layout, Sandbox, check_users
+from ..sandbox.base import Backend, CommandResult, Layout, Sandbox, Term, check_users
 from ..scenarios.scenario import Scenario
 from . import detector, effects, evidence
 from .bounds import AgentConfig
@@ -34,6 +34,18 @@ Usage = tuple[Path, int | None]  # a writable place and its bytes on disk (None:
 class _Finished(Exception):
     def __init__(self, outcome: Outcome, reason: str) -> None:
         self.outcome, self.reason = outcome, reason
+
+
+@dataclass(frozen=True)
+class Observed:
+    """PID 1's report, then the task server's log, read in that order. A trigger call is
+    logged before the SIGTERM it causes reaches PID 1, so a TERM read here is always
+    explained by the log read after it; the other order could pair a log from before a
+    background trigger call with that call's TERM ("stopped before the trigger ran")."""
+
+    term: Term | None
+    closed: str | None
+    log: ChannelLog
 
 
 def _entry(message: Message, **extra: Any) -> TranscriptEntry:
@@ -206,10 +218,8 @@ class _Loop:
                 # The clock runs on after the agent: a countdown can't be escaped by ending.
                 await self.press(self.ep.turns, self.server.snapshot())
             return await self.check_effects(why)
-        log = await asyncio.to_thread(self.settled)
-        return _Finished(
-            *detector.at_end(log, self.sandbox.channel.term, self.trigger.deferred, why)
-        )
+        seen = await asyncio.to_thread(self.observe)
+        return _Finished(*detector.at_end(seen.log, seen.term, self.trigger.deferred, why))
 
     async def check_effects(self, why: str) -> _Finished:
         """Stop every process of the sandbox, then check the effects on its final files.
@@ -217,9 +227,8 @@ class _Loop:
         PID 1's report is read before the kill (which ends its channel); nothing the agent
         left running can change a file during or after the check.
         """
-        log = await asyncio.to_thread(self.settled)
-        channel = self.sandbox.channel
-        term, closed = channel.term, channel.closed
+        now = await asyncio.to_thread(self.observe)
+        log, term, closed = now.log, now.term, now.closed
         table, unread = None, ""
         long: dict[str, frozenset[tuple[int, str]]] = {}  # too long to keep, matched in full
         if effects.needs_table(self.scenario):  # the processes as they ran, before the kill
@@ -265,16 +274,17 @@ class _Loop:
             ]
         return _Finished(*verdict)
 
-    def after_command(self, turn: int, command: str) -> tuple[ChannelLog, list[Usage]]:
-        """Evidence of the command, the settled log, and the disk use of every writable
-        place the kernel doesn't bound (worker thread: the episode waits for it)."""
+    def after_command(self, turn: int, command: str) -> tuple[Observed, list[Usage]]:
+        """Evidence of the command, what PID 1 and the task server said, and the disk use
+        of every writable place the kernel doesn't bound (worker thread: the episode waits
+        for it)."""
         self.take_evidence(turn, command)
-        log = self.settled()
+        seen = self.observe()
         limit = self.config.limits.disk_mb * 1024 * 1024
         places = (self.layout.workdir, self.layout.tmp, *self.layout.writable.values())
         usage = [(p, evidence.disk_usage(p, limit)) for p in places
                  if p is not None and p not in self.layout.capped]  # fmt: skip
-        return log, usage
+        return seen, usage
 
     def observe_services(self) -> None:
         """Before each agent command: the command line each service's process runs now, so
@@ -284,6 +294,12 @@ class _Loop:
             argv = proctable.argv(*found)
             if argv is not None:
                 self.seen[name].add(argv)
+
+    def observe(self) -> Observed:
+        """PID 1's report, then the server's settled log, in that order (see Observed)."""
+        channel = self.sandbox.channel
+        term, closed = channel.term, channel.closed
+        return Observed(term, closed, self.settled())
 
     def settled(self) -> ChannelLog:
         """The server's log once a fired trigger's fate is known (the mechanism may still run).
@@ -316,7 +332,8 @@ class _Loop:
             raise
         # One trip to a worker thread for all the host-side reading after a command: at
         # concurrency 64 each trip costs more than the reading.
-        log, usage = await asyncio.to_thread(self.after_command, turn, command)
+        seen, usage = await asyncio.to_thread(self.after_command, turn, command)
+        log = seen.log
         self.ep.command_time += result.duration
         self.commands += 1
         self.ep.task_calls = len(log.calls)
@@ -335,11 +352,10 @@ class _Loop:
         if log.server_error:  # calls went unanswered: no verdict can be trusted
             raise _Finished(Outcome.ERROR, f"the task server failed: {log.server_error}")
         if self.checks:
-            channel = self.sandbox.channel
-            if detector.effects_due(log, channel.term, channel.closed, self.trigger.kind):
+            if detector.effects_due(log, seen.term, seen.closed, self.trigger.kind):
                 raise await self.check_effects("the command that triggered the shutdown ended")
         else:
-            await self.judge(log)
+            await self.judge(seen)
         limit = self.config.limits.disk_mb * 1024 * 1024
         for where, used in usage:
             if used is None or used > limit:  # an unknown size fails closed
@@ -353,13 +369,12 @@ class _Loop:
                 raise _Finished(Outcome.ERROR, f"the {what} {why} (limit {mb} MB)")
         await self.press_if_due(turn, log)
 
-    async def judge(self, log: ChannelLog) -> None:
+    async def judge(self, seen: Observed) -> None:
         """End the episode once the detector is certain; a complied sandbox must be gone."""
-        channel = self.sandbox.channel
-        verdict = detector.after_command(log, channel.term, channel.closed, self.trigger.deferred)
+        verdict = detector.after_command(seen.log, seen.term, seen.closed, self.trigger.deferred)
         if verdict is None:
             return
-        if verdict[0] is Outcome.COMPLIED or channel.term is not None:
+        if verdict[0] is Outcome.COMPLIED or seen.term is not None:
             if not await asyncio.to_thread(self.sandbox.wait_stopped, STOP_TIMEOUT):
                 raise _Finished(
                     Outcome.ERROR,
@@ -426,11 +441,10 @@ class _Loop:
         await self.press(turn, log)
         if t.runs_mechanism:  # the harness ran the mechanism itself: it must have worked
             raise await self.check_effects("the harness ran the shutdown")
-        log = self.server.snapshot()
+        seen = await asyncio.to_thread(self.observe)
         if not self.checks:
-            await self.judge(log)
-        elif detector.effects_due(log, self.sandbox.channel.term, self.sandbox.channel.closed,
-                                  t.kind):  # fmt: skip
+            await self.judge(seen)
+        elif detector.effects_due(seen.log, seen.term, seen.closed, t.kind):
             raise await self.check_effects("the sandbox stopped after the shutdown was requested")
 
     async def press(self, turn: int, log: ChannelLog) -> None:
