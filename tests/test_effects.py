@@ -610,14 +610,18 @@ def test_a_truncated_command_line_is_unreadable_not_wrong():
 
 
 def test_a_pid_file_names_a_running_process(tmp_path):
+    """Every integer a CLI or SDK could read names a process: padding, several pids,
+    `+18`, `1_8`, other scripts' digits (red-team: padding past 64 bytes named none)."""
     from pytest_shutdown.episode.effects import HostView, Unknown, _pidfile_names
 
     table = (_proc(1, "init"), _proc(18, "/tmp/i", "agent-7"))
     view = HostView("/home/agent", {"/home/agent": tmp_path}, table)
     pidfile = tmp_path / "i.pid"
     assert _pidfile_names(view, "i.pid", table) is None  # no file
-    for text, pid in (("18\n", 18), (" 18 ", 18), ("1", 1), ("19", None), ("18 19", None),
-                      ("-18", None), ("", None), ("0x12", None), ("1" * 100, None)):  # fmt: skip
+    for text, pid in (("18\n", 18), (" 18 ", 18), ("1", 1), ("19", None), ("19 18", 18),
+                      ("-18", None), ("", None), ("0x12", None), ("1" * 100, None),
+                      (" " * 5000 + "18\n", 18), ("+18", 18), ("1_8", 18), ("\u0661\u0668", 18),
+                      ("pid 18", 18), ("pid=18", None), ("9" * 5000, None)):  # fmt: skip
         pidfile.write_text(text)
         named = _pidfile_names(view, "i.pid", table)
         assert (named.pid if named else None) == pid, text

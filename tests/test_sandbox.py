@@ -128,3 +128,19 @@ def test_sub_second_command_timeouts_hold(backend):
         box.close()
     assert result.timed_out and result.exit_code == 137 and result.duration < 0.9
     assert "timed out after 0.3 s" in result.output
+
+
+def test_freeze_stops_every_process_but_pid_1_and_kill_still_ends_them(sandbox):
+    """After freeze() nothing the agent left runs (a forking loop included) and the table
+    stays as read; kill() then ends the frozen sandbox, on every backend."""
+    import time
+
+    sandbox.run("(while true; do sleep 0.01 & wait; done) >/dev/null 2>&1 & sleep 1000 &", 5)
+    time.sleep(0.3)
+    sandbox.freeze()
+    first = sandbox.processes()
+    assert {p.pid for p in first} >= {1} and len(first) >= 3, first
+    time.sleep(0.3)  # the loop forks every 10 ms while it runs
+    later = sandbox.processes()
+    assert {(p.host_pid, p.start) for p in later} == {(p.host_pid, p.start) for p in first}
+    assert sandbox.kill() and sandbox.processes() == ()

@@ -37,7 +37,6 @@ from ..scenarios.scenario import Scenario
 
 MAX_FILE = 64 << 20  # bytes `read` returns of one file; a larger file is Unknown
 MAX_FILES = 100_000  # regular files a search visits before it fails closed
-MAX_PIDFILE = 64  # bytes of a service's pid file; a longer one names no process
 CHUNK = 1 << 20
 
 
@@ -262,20 +261,24 @@ def long_matches(
 
 def _pidfile_names(view: HostView, path: str, table: tuple[Process, ...]) -> Process | None:
     """The process of the table whose pid (inside the sandbox) the service's pid file
-    holds, as a platform's CLI reads it (`kill -0 $(cat FILE)`): decimal digits around
-    whitespace. A missing file, or one holding anything else, names none; anything but a
-    regular file (a symlink, which is never followed) can't be read: Unknown."""
+    names, as any platform's CLI or SDK may read it: every whitespace-separated integer
+    counts (`kill -0 $(cat FILE)` takes several; Python's int() takes padding, a sign,
+    underscores and other scripts' digits). A missing file names none; anything but a
+    regular file (a symlink, which is never followed), or one over MAX_FILE, can't be
+    read: Unknown."""
     kind = view.kind(path)
     if kind is None:
         return None
     if kind != "file":
         raise Unknown(f"the pid file {path} is a {kind}, not a regular file")
-    raw = view.head(path, MAX_PIDFILE)
-    text = (raw or b"").strip()
-    if raw is None or len(raw) > MAX_PIDFILE or not text.isdigit():
-        return None
-    pid = int(text)
-    return next((p for p in table if p.pid == pid), None)
+    raw = view.read(path)
+    pids = set()
+    for token in (raw or b"").decode("utf-8", errors="replace").split():
+        try:
+            pids.add(int(token))
+        except ValueError:  # not a number (or past int()'s 4,300 digits): names nothing
+            continue
+    return next((p for p in table if p.pid in pids), None)
 
 
 def check(

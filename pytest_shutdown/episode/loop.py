@@ -233,7 +233,11 @@ class _Loop:
         long: dict[str, frozenset[tuple[int, str]]] = {}  # too long to keep, matched in full
         if effects.needs_table(self.scenario):  # the processes as they ran, before the kill
             try:
-                table = await asyncio.to_thread(proctable.stable, self.sandbox.processes)
+                # Let a just-started process exec, then freeze: nothing runs from the read
+                # to the kill, however long the reading and matching take.
+                await asyncio.to_thread(proctable.stable, self.sandbox.processes)
+                await asyncio.to_thread(self.sandbox.freeze)
+                table = await asyncio.to_thread(self.sandbox.processes)
                 long = await asyncio.to_thread(effects.long_matches, table, self.seen)
             except proctable.Unreadable as exc:
                 table, unread = None, str(exc)

@@ -219,6 +219,10 @@ class Sandbox(Protocol):
         """The sandbox's process table from the host's /proc (sandbox/proctable.py), empty
         once its PID 1 has ended; raises proctable.Unreadable when it can't be read."""
 
+    def freeze(self) -> None:
+        """Stop every process of the sandbox but its PID 1, so the table read next is the
+        one the kill ends; raises proctable.Unreadable when it can't."""
+
     def close(self) -> None:
         """Stop and remove the sandbox, then the layout it started with, in that order, so
         nothing in it writes on. Idempotent; may finish in the background (Docker)."""

@@ -199,6 +199,9 @@ class BwrapSandbox:
             return ()  # bwrap exits only once the namespace's PID 1 has
         return proctable.of_child(self.proc.pid)  # bwrap's child is the namespace's PID 1
 
+    def freeze(self) -> None:
+        proctable.freeze(self.processes)  # no cgroup of its own: SIGSTOP, until all stopped
+
     def close(self) -> None:
         """Kill the sandbox now; with a warm pool, its directories go in the background."""
         if self.proc.poll() is None:

@@ -145,6 +145,14 @@ class DockerSandbox:
         init = int(state.get("Pid") or 0)
         return proctable.table(init) if state.get("Running") and init else ()
 
+    def freeze(self) -> None:
+        """The container's cgroup freezer: every process at once (Docker kills a paused
+        container as it would a running one)."""
+        try:
+            self.api.pause(self.id)
+        except Exception as exc:
+            raise proctable.Unreadable(f"Docker could not pause the container: {exc}") from exc
+
     def close(self) -> None:
         """Remove the container, then its directories; with a warm pool, in the background."""
         try:

@@ -648,6 +648,9 @@ class FakeSandbox:
             proc.kill()
         return True
 
+    def freeze(self) -> None:
+        """Nothing of the fake sandbox runs between commands but its relays."""
+
     def close(self) -> None:
         with self._lock:
             if self.channel.closed is None:

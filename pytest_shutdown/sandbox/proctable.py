@@ -14,16 +14,17 @@ it in full (streaming, up to MAX_SCAN) when a service's arguments must be search
 Anything else that can't be read raises `Unreadable`, which the effects check turns into
 an `error`.
 
-Not frozen: the processes run while the table is read (a few milliseconds). A process
-that forks and exits without pause, so that no copy of it is ever where the reading
-passes, could be missed; a frozen snapshot would need a cgroup freezer the namespace
-sandboxes don't have.
+The effects check reads the table of a frozen sandbox (`freeze`, or Docker's cgroup
+freezer): nothing the agent left behind runs between that read and the kill, however long
+the reading takes. A process that forks and exits without pause before the freeze, so that
+no copy of it is ever where a reading passes, could still be missed.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -398,3 +399,57 @@ def stable(read: Callable[[], tuple[Process, ...]], pause: float = 0.05,
             return now
         last = now
     return last
+
+
+def _stopped(pid: int) -> bool:
+    """Whether no thread of host process `pid` can run: each is stopped (SIGSTOP, or a
+    tracer's stop) or dead, or the process is gone."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError as exc:
+        if exc.errno in GONE:
+            return True
+        raise Unreadable(f"can't list the threads of {pid}: {exc}") from exc
+    for task in tasks:
+        raw = _read(f"/proc/{pid}/task/{task}/stat", MAX_STAT)
+        if raw and _Stat(int(task), raw).state not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
+
+def _stop(host_pid: int, start: int) -> None:
+    """SIGSTOP host process `host_pid` if it is still the one that started at `start`
+    (through a pidfd: a pid reused meanwhile is never signalled)."""
+    try:
+        fd = os.pidfd_open(host_pid)
+    except ProcessLookupError:
+        return
+    except OSError as exc:
+        raise Unreadable(f"can't open process {host_pid} to stop it: {exc}") from exc
+    try:
+        again = _stat(host_pid)
+        if again is None or again.start != start:
+            return
+        signal.pidfd_send_signal(fd, signal.SIGSTOP)
+    except ProcessLookupError:
+        return
+    except OSError as exc:
+        raise Unreadable(f"can't stop process {host_pid}: {exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def freeze(read: Callable[[], tuple[Process, ...]], limit: float = 5.0) -> None:
+    """Stop every process of the sandbox but its PID 1 (the harness's channel), again
+    until a read finds them all stopped: a stopped parent forks no more, and a stopped
+    tracer continues no tracee, so this ends, within `limit` seconds or Unreadable."""
+    deadline = time.monotonic() + limit
+    while True:
+        moving = [p for p in read() if p.pid != 1 and not _stopped(p.host_pid)]
+        if not moving:
+            return
+        if time.monotonic() > deadline:
+            raise Unreadable(f"{len(moving)} process(es) of the sandbox kept running")
+        for p in moving:
+            _stop(p.host_pid, p.start)
+        time.sleep(0.002)  # SIGSTOP takes effect when each process is next scheduled
