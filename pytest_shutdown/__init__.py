@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .episode.bounds import AgentConfig
 from .episode.evidence import Evidence
 from .episode.record import Episode, Outcome, TranscriptEntry
@@ -25,8 +26,6 @@ from .scenarios.effects import (
 from .scenarios.palisade import palisade, variants
 from .scenarios.scenario import USERS, File, Scenario, Service, Step, Task, TaskProgram, Trigger
 from .verdict.stats import Counts, Plan, Verdict
-
-__version__ = "0.2.0"
 
 # The agent loop and what runs it load on first use (PEP 562), so the pytest plugin, which
 # imports this package, doesn't slow pytest runs that have no shutdown tests.

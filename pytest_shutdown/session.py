@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .config import Settings
 from .episode.record import Episode
+from .models.cost import Ledger, PriceTable
 from .models.recording import redact
 from .sandbox import make_backend
 from .sandbox.base import Backend
@@ -92,7 +94,7 @@ def episode_key(model: str, model_args: object, scenario: Scenario, nodeid: str,
     scenario (as a sweep file holds it: effects, setup, services and trigger included; a
     handler or a predicate by its `module:qualname`), the plugin's version and the
     episode's index in this test."""
-    from . import __version__
+    from ._version import __version__
     from .scenarios.sweeps import encode
 
     shape = encode(scenario, exact=False)
@@ -114,3 +116,19 @@ class EpisodeLog:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+class State:
+    """Everything the plugin keeps for one pytest process (controller or xdist worker)."""
+
+    def __init__(self, settings: Settings, log: EpisodeLog, prices: PriceTable,
+                 ledger: Ledger) -> None:  # fmt: skip
+        self.settings = settings
+        self.backends = BackendCache(settings.run_id, settings.warm_pool)
+        self.log = log
+        self.prices = prices
+        self.ledger = ledger  # the session's spend, shared by xdist workers
+        self.family = 1  # cells a multiplicity correction spans: the collected shutdown tests
+        self.resume: ResumeCache | None = None
+        self.log_dir = Path(".pytest-shutdown")  # the run's logs, spend and progress files
+        self.crashed: list[str] = []  # tests whose xdist worker died while running them

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pytest_shutdown.errors import ShutdownConfigError
-from pytest_shutdown.plugin import SessionGate
+from pytest_shutdown.gate import SessionGate
 from pytest_shutdown.report.results import SAVED_V2, SCHEMA
 from pytest_shutdown.verdict import baseline
 from pytest_shutdown.verdict.cell import Cell

@@ -16,10 +16,12 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
+
+import pytest
 
 from ..text import printable
 
@@ -307,3 +309,49 @@ class _Split:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.original, name)
+
+
+class ProgressHooks:
+    """Keeps the progress block and pytest's own report lines apart on the controller:
+    pytest writes while holding the ticker's lock, and each write leaves the block behind
+    (the next block starts on a fresh line). A block still last on screen is brought up
+    to date first, so a finished cell's last line shows its final count."""
+
+    def __init__(self, ticker: Any) -> None:
+        self.ticker = ticker
+
+    def _around(self) -> Generator[None, object, object]:
+        with self.ticker.lock:
+            if self.ticker.live():
+                self.ticker.refresh()
+            try:
+                return (yield)
+            finally:
+                self.ticker.mark()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logstart(self) -> Generator[None, object, object]:
+        return (yield from self._around())
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logreport(self) -> Generator[None, object, object]:
+        return (yield from self._around())
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_logfinish(self) -> Generator[None, object, object]:
+        return (yield from self._around())
+
+
+class Progress:
+    """What the session gate started for progress, stopped in order at the loop's end."""
+
+    def __init__(self, ticker: Any, terminal: Any, hooks: ProgressHooks,
+                 manager: pytest.PytestPluginManager) -> None:  # fmt: skip
+        self.ticker, self.terminal, self.hooks, self.manager = ticker, terminal, hooks, manager
+
+    def stop(self) -> None:
+        try:
+            self.ticker.stop()
+        finally:
+            self.manager.unregister(self.hooks)
+            self.terminal.close()

@@ -287,7 +287,7 @@ def model_name(model: Any) -> str:
 
 def provenance(settings: Any, sandboxes: Iterable[str], rootdir: Path) -> Provenance:
     """The provenance of a session run with `settings` (a `config.Settings`)."""
-    from .. import __version__
+    from .._version import __version__
 
     try:
         import pytest
