@@ -38,12 +38,15 @@ def test_missing_image_names_the_fix(docker_backend):
 def test_image_without_bash_is_rejected(docker_backend, episode_factory, monkeypatch):
     """An image without /bin/bash fails at setup with a message naming the fix; the warm
     pool's failed starts leave no directory behind."""
-    made = []
+    import threading
+
+    made, ours = [], [threading.current_thread()]
     create = Layout.create.__func__
 
     def recording(cls, limits=None):
         layout = create(cls, limits)
-        made.append(layout.root)
+        if threading.current_thread() in ours:  # not another backend's warm pool
+            made.append(layout.root)
         return layout
 
     monkeypatch.setattr(Layout, "create", classmethod(recording))
@@ -57,6 +60,7 @@ def test_image_without_bash_is_rejected(docker_backend, episode_factory, monkeyp
     api.import_image_from_data(buf.getvalue(), repository="psd-nobash", tag="1")
     try:
         backend = make_backend("docker", image="psd-nobash:1")
+        ours.extend(backend.pool.threads)
         with pytest.raises(ShutdownConfigError, match="bash"):
             episode_factory(backend)
         backend.close()

@@ -144,3 +144,95 @@ def test_freeze_stops_every_process_but_pid_1_and_kill_still_ends_them(sandbox):
     later = sandbox.processes()
     assert {(p.host_pid, p.start) for p in later} == {(p.host_pid, p.start) for p in first}
     assert sandbox.kill() and sandbox.processes() == ()
+
+
+@pytest.mark.parametrize("backend", ["docker"], indirect=True)
+def test_docker_falls_back_to_its_freezer_where_the_harness_may_not_signal(sandbox, monkeypatch):
+    """A harness that may not SIGSTOP the container's processes pauses the container
+    instead; the paused container's table stays as read, and kill() still ends it."""
+    import time
+
+    from pytest_shutdown.sandbox import proctable
+
+    def refused(host_pid, start):
+        raise proctable.NotPermitted(f"can't stop process {host_pid}: EPERM")
+
+    monkeypatch.setattr(proctable, "_stop", refused)
+    sandbox.run("(while true; do sleep 0.01 & wait; done) >/dev/null 2>&1 &", 5)
+    time.sleep(0.2)
+    sandbox.freeze()
+    assert sandbox.api.inspect_container(sandbox.id)["State"]["Paused"]
+    first = sandbox.processes()
+    time.sleep(0.3)
+    assert {p.host_pid for p in sandbox.processes()} == {p.host_pid for p in first}
+    assert sandbox.kill() and sandbox.processes() == ()
+
+
+@pytest.fixture(scope="session")
+def freeze_programs(tmp_path_factory):
+    """Static builds of tests/data/freeze/*.c: they run in every backend's sandbox."""
+    from pathlib import Path
+
+    here = Path(__file__).parent / "data" / "freeze"
+    out = tmp_path_factory.mktemp("freeze")
+    for name in ("chain", "waker", "vfork"):
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(out / name), str(here / f"{name}.c")],
+                       check=True)  # fmt: skip
+    return out
+
+
+def test_freeze_holds_against_a_fork_chain_a_self_waking_process_and_vfork(
+    sandbox, freeze_programs
+):
+    """What SIGSTOP from the host can't hold (red-team): a chain that forks and exits
+    without pause, a process a timer wakes with SIGCONT, a vfork parent. Frozen, none of
+    them runs on (their counters stay), the table shows the chain, and kill() ends all."""
+    import shutil
+    import time
+
+    work = sandbox.layout.workdir
+    for name in ("chain", "waker", "vfork"):
+        shutil.copy(freeze_programs / name, work / name)
+    sandbox.run("(./chain & ./waker & ./vfork &) >/dev/null 2>&1; sleep 0.5", 10)
+    sandbox.freeze()
+    assert sandbox.still_frozen()
+    counts = [(work / f).stat().st_size for f in (".chain.count", ".wake.count")]
+    assert all(counts), counts  # both ran before the freeze
+    table = sandbox.processes()
+    time.sleep(0.5)
+    assert [(work / f).stat().st_size for f in (".chain.count", ".wake.count")] == counts
+    assert {"./chain", "./waker", "./vfork"} <= {p.argv_prefix[0] for p in table if p.argv_prefix}
+    assert sandbox.still_frozen()
+    assert sandbox.kill() and sandbox.processes() == ()
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "unshare"])
+def test_without_a_cgroup_freezer_what_ran_on_is_caught_before_the_kill(
+    kind, freeze_programs, monkeypatch
+):
+    """A harness with no cgroup to freeze with stops the sandbox with SIGSTOP; a chain or
+    a self-waking process that gets past it is seen before the kill (still_frozen False),
+    or the freeze itself fails: the effects check is an `error`, never a wrong verdict."""
+    import shutil
+    import time
+
+    from pytest_shutdown.sandbox import freezer, make_backend, proctable
+
+    monkeypatch.setattr(freezer.Freezer, "create", classmethod(lambda cls: None))
+    backend = make_backend(kind, warm_pool=0)  # every sandbox a fresh start
+    for program in ("chain", "waker"):
+        scenario, layout = palisade("A"), Layout.create()
+        layout.populate(scenario, backend.owner)
+        box = backend.start(scenario, layout, Limits())
+        try:
+            assert box.freezer is None
+            shutil.copy(freeze_programs / program, layout.workdir / program)
+            box.run(f"(./{program} &) >/dev/null 2>&1; sleep 0.3", 10)
+            try:
+                box.freeze()
+            except proctable.Unreadable:
+                continue  # failed closed at the freeze
+            time.sleep(0.3)
+            assert not box.still_frozen(), program
+        finally:
+            box.close()

@@ -8,6 +8,7 @@ import os
 import shlex
 import time
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -235,7 +236,8 @@ class _Loop:
             try:
                 # Let a just-started process exec, then freeze: nothing runs from the read
                 # to the kill, however long the reading and matching take.
-                await asyncio.to_thread(proctable.stable, self.sandbox.processes)
+                quick = partial(self.sandbox.processes, False)
+                await asyncio.to_thread(proctable.stable, quick)
                 await asyncio.to_thread(self.sandbox.freeze)
                 table = await asyncio.to_thread(self.sandbox.processes)
                 long = await asyncio.to_thread(effects.long_matches, table, self.seen)
@@ -244,6 +246,9 @@ class _Loop:
         running: dict[str, bool | None] = {
             name: proctable.running(*found) for name, found in self.services.items()
         }
+        if table is not None and not await asyncio.to_thread(self.sandbox.still_frozen):
+            table, unread = None, "a process of the sandbox ran on after it was frozen"
+            running = dict.fromkeys(running)
         killed = await asyncio.to_thread(self.sandbox.kill)
         results = None
         if killed:

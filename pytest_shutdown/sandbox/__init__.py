@@ -55,10 +55,13 @@ def make_backend(
 
 @cache
 def _sweep_once() -> None:
-    """What killed runs left in the temp dir goes, once per process (containers: docker.py)."""
+    """What killed runs left in the temp dir and the cgroup tree goes, once per process
+    (containers: docker.py)."""
+    from . import freezer
     from .hostfs import sweep_orphans
 
     sweep_orphans()
+    freezer.sweep_orphans()
 
 
 def probe(backend: Backend, reasons: list[str]) -> bool:

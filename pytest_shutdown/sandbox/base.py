@@ -215,13 +215,18 @@ class Sandbox(Protocol):
         """(host pid, start time) of the sandbox's process `pid` (as numbered inside it);
         None when it can't be found."""
 
-    def processes(self) -> tuple[Process, ...]:
+    def processes(self, complete: bool = True) -> tuple[Process, ...]:
         """The sandbox's process table from the host's /proc (sandbox/proctable.py), empty
-        once its PID 1 has ended; raises proctable.Unreadable when it can't be read."""
+        once its PID 1 has ended; raises proctable.Unreadable when it can't be read.
+        `complete` False: a quick read, which a fork or exit meanwhile can make miss one."""
 
     def freeze(self) -> None:
         """Stop every process of the sandbox but its PID 1, so the table read next is the
         one the kill ends; raises proctable.Unreadable when it can't."""
+
+    def still_frozen(self) -> bool:
+        """Whether nothing of the sandbox ran since `freeze` (checked before the kill:
+        what was read of a sandbox that ran on can't be trusted)."""
 
     def close(self) -> None:
         """Stop and remove the sandbox, then the layout it started with, in that order, so

@@ -34,6 +34,7 @@ from .base import (
     process_in_namespace,
 )
 from .client import CONTROL_DIR, client_interpreter, compiled_client, static_bash
+from .freezer import Freezer
 from .pool import WarmPool
 
 NOBODY = 65534
@@ -113,10 +114,24 @@ def etc_files(workdir: str) -> Path:
     return etc
 
 
+def _frozen_later(launcher: int) -> Freezer | None:
+    """A cgroup of its own for the sandbox just started (its launcher and PID 1, which
+    start every other process of it), to freeze it before the effects check."""
+    freezer = Freezer.create()
+    if freezer is not None:
+        try:
+            freezer.add(proctable.tree(launcher))
+        except (OSError, proctable.Unreadable):
+            freezer.remove()
+            return None
+    return freezer
+
+
 class BwrapSandbox:
     backend = "bwrap"
     # Set by a warm pool: hands the directories over for removal.
     discard: Callable[[BwrapSandbox], None] | None = None
+    stopped: proctable.Stopped | None = None  # what SIGSTOP froze, without a cgroup
 
     def __init__(
         self, argv: list[str], demote: bool, layout: Layout, env: dict[str, str] | None = None,
@@ -140,10 +155,12 @@ class BwrapSandbox:
         )
         assert self.proc.stdin and self.proc.stdout
         self.channel = ShellChannel(self._write, fd_reader(self.proc.stdout.fileno()))
+        self.freezer: Freezer | None = None
         try:
             if mapper is not None:
                 mapper.release(self.proc)
             self.channel.wait_ready()
+            self.freezer = _frozen_later(self.proc.pid)  # before any command runs
         except (ChannelClosed, OSError, ValueError) as exc:
             self.proc.kill()
             self.proc.wait()
@@ -184,6 +201,8 @@ class BwrapSandbox:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            if self.freezer is not None:
+                self.freezer.thaw()  # a frozen task dies of SIGKILL only once thawed (v1)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -194,13 +213,24 @@ class BwrapSandbox:
         inits = _children(self.proc.pid)
         return process_in_namespace(inits[0], pid) if len(inits) == 1 else None
 
-    def processes(self) -> tuple[Process, ...]:
+    def processes(self, complete: bool = True) -> tuple[Process, ...]:
         if self.proc.poll() is not None:
             return ()  # bwrap exits only once the namespace's PID 1 has
-        return proctable.of_child(self.proc.pid)  # bwrap's child is the namespace's PID 1
+        return proctable.of_child(self.proc.pid, complete)  # bwrap's child: the ns's PID 1
 
     def freeze(self) -> None:
-        proctable.freeze(self.processes)  # no cgroup of its own: SIGSTOP, until all stopped
+        """The sandbox's cgroup freezer where the harness has one (sandbox/freezer.py);
+        else SIGSTOP until all are stopped, which `still_frozen` checks before the kill."""
+        if self.freezer is not None:
+            self.freezer.freeze()
+        else:
+            self.stopped = proctable.freeze(self.processes)
+
+    def still_frozen(self) -> bool:
+        """Nothing of the sandbox ran since `freeze` (a frozen cgroup can't)."""
+        if self.freezer is not None:
+            return self.freezer.frozen()
+        return self.stopped is not None and self.stopped.intact(self.processes)
 
     def close(self) -> None:
         """Kill the sandbox now; with a warm pool, its directories go in the background."""
@@ -211,6 +241,9 @@ class BwrapSandbox:
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream and not stream.closed:
                 stream.close()
+        if self.freezer is not None:
+            self.freezer.remove()  # empty now: PID 1 is reaped, its namespace gone
+            self.freezer = None
         if self.discard is not None:
             discard, self.discard = self.discard, None
             discard(self)  # calls close() again from the pool, which removes the layout

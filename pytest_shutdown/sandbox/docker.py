@@ -38,6 +38,7 @@ from .pool import WarmPool
 
 DEFAULT_IMAGE = "pytest-shutdown-sandbox:latest"
 LABEL = "pytest-shutdown"
+PAUSE_ATTEMPTS = 5
 # Several users (Scenario.multiuser): init.c starts as root with these capabilities only,
 # enough to run each command as its user and for root to own and signal; the agent's
 # commands drop them all.
@@ -137,21 +138,34 @@ class DockerSandbox:
             return None
         return process_in_namespace(init, pid) if init else None
 
-    def processes(self) -> tuple[Process, ...]:
+    def processes(self, complete: bool = True) -> tuple[Process, ...]:
         try:
             state = self.api.inspect_container(self.id)["State"]
         except Exception as exc:
             raise proctable.Unreadable(f"Docker could not inspect the container: {exc}") from exc
         init = int(state.get("Pid") or 0)
-        return proctable.table(init) if state.get("Running") and init else ()
+        return proctable.table(init, complete) if state.get("Running") and init else ()
 
     def freeze(self) -> None:
-        """The container's cgroup freezer: every process at once (Docker kills a paused
-        container as it would a running one)."""
+        """The container's cgroup freezer (`docker pause`; Docker kills a paused container
+        as it would a running one). runc gives up on a container too busy to freeze at
+        once now and then, so it is asked again."""
+        for attempt in range(PAUSE_ATTEMPTS):
+            try:
+                self.api.pause(self.id)
+                return
+            except Exception as exc:
+                if attempt == PAUSE_ATTEMPTS - 1:
+                    raise proctable.Unreadable(
+                        f"Docker could not pause the container: {exc}"
+                    ) from exc
+                time.sleep(0.1 * (attempt + 1))
+
+    def still_frozen(self) -> bool:
         try:
-            self.api.pause(self.id)
-        except Exception as exc:
-            raise proctable.Unreadable(f"Docker could not pause the container: {exc}") from exc
+            return bool(self.api.inspect_container(self.id)["State"]["Paused"])
+        except Exception:
+            return False
 
     def close(self) -> None:
         """Remove the container, then its directories; with a warm pool, in the background."""

@@ -634,7 +634,7 @@ class FakeSandbox:
         """The fake runs no processes of its own: services are not modelled."""
         return None
 
-    def processes(self) -> tuple[Process, ...]:
+    def processes(self, complete: bool = True) -> tuple[Process, ...]:
         """Its commands run inside the test process: there is no table to read."""
         raise proctable.Unreadable("the fake sandbox has no processes of its own to read")
 
@@ -650,6 +650,9 @@ class FakeSandbox:
 
     def freeze(self) -> None:
         """Nothing of the fake sandbox runs between commands but its relays."""
+
+    def still_frozen(self) -> bool:
+        return True
 
     def close(self) -> None:
         with self._lock:

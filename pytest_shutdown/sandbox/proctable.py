@@ -44,6 +44,11 @@ class Unreadable(Exception):
     """The table can't be read in full: the effects that need it can't be checked."""
 
 
+class NotPermitted(Unreadable):
+    """The harness may not signal the sandbox's processes (Docker's root, a harness that
+    isn't): the backend freezes them another way."""
+
+
 class _Ended(Exception):
     """The process ended while its file was read."""
 
@@ -136,7 +141,7 @@ def children(pid: int) -> list[int] | None:
     return found
 
 
-def of_child(parent: int) -> tuple[Process, ...]:
+def of_child(parent: int, complete: bool = True) -> tuple[Process, ...]:
     """The table of the sandbox whose PID 1 is the only child of host process `parent`
     (bwrap, unshare): empty once that child has ended, taking its namespace along."""
     kids = children(parent)
@@ -144,15 +149,33 @@ def of_child(parent: int) -> tuple[Process, ...]:
         return ()
     if len(kids) != 1:
         raise Unreadable(f"the sandbox's launcher {parent} has {len(kids)} children, not 1")
-    return table(kids[0])
+    return table(kids[0], complete)
 
 
-def table(init: int) -> tuple[Process, ...]:
+def tree(init: int) -> list[int]:
+    """Host process `init` and its descendants, by the kernel's children lists: what the
+    sandbox holds, read in time proportional to it. Complete only while nothing in it
+    forks or exits (a frozen sandbox); a quick read otherwise."""
+    found: list[int] = []
+    todo = [init]
+    while todo and len(found) <= MAX_PROCESSES:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children(pid) or []
+    return found
+
+
+def table(init: int, complete: bool = True) -> tuple[Process, ...]:
     """Every running process of the PID namespace whose PID 1 is host process `init`,
-    ordered by pid inside the sandbox; empty when that PID 1 no longer runs."""
+    ordered by pid inside the sandbox; empty when that PID 1 no longer runs.
+
+    `complete`: every process of the host is read and kept by its ancestry, so no race
+    with a fork, an exit or a reparenting hides one; otherwise only `init`'s tree
+    (`tree`), a read that costs what the sandbox holds rather than what the host runs
+    (64 sandboxes at once read each other's processes hundreds of times over)."""
     stats: dict[int, _Stat] = {}
     try:
-        names = os.listdir("/proc")
+        names = os.listdir("/proc") if complete else [str(p) for p in tree(init)]
     except OSError as exc:
         raise Unreadable(f"can't list /proc: {exc}") from exc
     for name in names:
@@ -433,21 +456,79 @@ def _stop(host_pid: int, start: int) -> None:
         signal.pidfd_send_signal(fd, signal.SIGSTOP)
     except ProcessLookupError:
         return
+    except PermissionError as exc:
+        raise NotPermitted(f"can't stop process {host_pid}: {exc}") from exc
     except OSError as exc:
         raise Unreadable(f"can't stop process {host_pid}: {exc}") from exc
     finally:
         os.close(fd)
 
 
-def freeze(read: Callable[[], tuple[Process, ...]], limit: float = 5.0) -> None:
+@dataclass(frozen=True)
+class Stopped:
+    """What `freeze` stopped: every process with its context switches so far, and the
+    PID namespace's last pid. Without a cgroup freezer a stopped process can still be
+    woken (a timer sending SIGCONT), and a chain of processes that fork and exit at once
+    is never where a read looks; either shows here as a change."""
+
+    processes: frozenset[tuple[int, int, int]]  # host pid, start, context switches
+    last_pid: str
+
+    @classmethod
+    def read(cls, table: tuple[Process, ...]) -> Stopped:
+        init = next((p.host_pid for p in table if p.pid == 1), None)
+        last = _read(f"/proc/{init}/root/proc/sys/kernel/ns_last_pid", 64) if init else None
+        if last is None:
+            raise Unreadable("can't read the sandbox's last pid")
+        return cls(
+            frozenset((p.host_pid, p.start, _switches(p.host_pid)) for p in table if p.pid != 1),
+            last.decode().strip(),
+        )
+
+    def intact(self, read: Callable[[bool], tuple[Process, ...]]) -> bool:
+        """Whether nothing of the sandbox ran since (every process still stopped, none
+        switched in, none started): False means the reading can't be trusted."""
+        try:
+            table = read(True)
+            again = Stopped.read(table)
+            stopped = all(_stopped(p.host_pid) for p in table if p.pid != 1)
+        except Unreadable:
+            return False
+        return stopped and again == self
+
+
+def _switches(pid: int) -> int:
+    """Context switches of every thread of host process `pid` so far."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return -1
+    for task in tasks:
+        raw = _read(f"/proc/{pid}/task/{task}/status", 1 << 16) or b""
+        for line in raw.decode("utf-8", "replace").splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[-1])
+    return total
+
+
+def freeze(read: Callable[[bool], tuple[Process, ...]], limit: float = 5.0) -> Stopped:
     """Stop every process of the sandbox but its PID 1 (the harness's channel), again
-    until a read finds them all stopped: a stopped parent forks no more, and a stopped
-    tracer continues no tracee, so this ends, within `limit` seconds or Unreadable."""
+    until a complete read (`read(True)`) finds them all stopped: a stopped parent forks no
+    more, and a stopped tracer continues no tracee. Within `limit` seconds, or
+    Unreadable. Quick reads (`read(False)`) find what to stop meanwhile. Only where no
+    cgroup freezer can be had (sandbox/freezer.py): check `Stopped.intact` before the kill."""
     deadline = time.monotonic() + limit
+    complete = False
     while True:
-        moving = [p for p in read() if p.pid != 1 and not _stopped(p.host_pid)]
+        table = read(complete)
+        moving = [p for p in table if p.pid != 1 and not _stopped(p.host_pid)]
         if not moving:
-            return
+            if complete:
+                return Stopped.read(table)
+            complete = True  # the quick read found all stopped: make sure of it
+            continue
+        complete = False
         if time.monotonic() > deadline:
             raise Unreadable(f"{len(moving)} process(es) of the sandbox kept running")
         for p in moving:
