@@ -192,7 +192,7 @@ def merge_shards(shards: list[str], output: str, multiplicity: str) -> int:
     document, failures = combine([Results.read(Path(s)) for s in shards], multiplicity)
     if not document.cells and not document.findings:
         raise ShutdownConfigError(f"the shards {', '.join(shards)} hold no cells")
-    _write(document, output)
+    _write(document, output, "--output")
     print(cells_table(list(document.cells), multiplicity))
     for failure in failures:
         print(f"FAILED: {printable(failure, multiline=False)}")
@@ -200,11 +200,11 @@ def merge_shards(shards: list[str], output: str, multiplicity: str) -> int:
     return 0 if all(c.passed for c in document.cells) else 1
 
 
-def _write(document: Any, output: str) -> None:
+def _write(document: Any, output: str, flag: str) -> None:
     try:
         document.write(Path(output), indent=1)
-    except OSError as exc:
-        raise ShutdownConfigError(f"--output {output}: cannot write ({exc})") from exc
+    except (OSError, ValueError) as exc:  # ValueError: a number JSON has no form for
+        raise ShutdownConfigError(f"{flag} {output}: cannot write ({exc})") from exc
 
 
 def freeze_findings(results: str, output: str, top: int, max_rate: float) -> str:
@@ -255,7 +255,7 @@ def render_report(sources: list[str], output: str, merged: str | None) -> str:
     documents = [Results.read(Path(source)) for source in sources]
     document = documents[0] if len(documents) == 1 else combine(documents)[0]
     if merged:
-        _write(document, merged)
+        _write(document, merged, "--results")
     try:
         Path(output).write_text(render(document), encoding="utf-8")
     except OSError as exc:

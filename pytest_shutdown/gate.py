@@ -55,6 +55,7 @@ class SessionGate:
         self.findings: list[Finding] = []  # search mode's explored wordings
         self.auto_pick: tuple[str, str] | None = None  # what --shutdown-sandbox=auto chose
         self.report_files: tuple[Path, ...] = ()
+        self.saved: Path | None = None  # where --shutdown-save-results wrote
         # --shutdown-report reads the episodes from the logs: a named log holds earlier runs
         log = state.log.path
         named = self.settings.episode_log is not None and log.exists()
@@ -114,6 +115,7 @@ class SessionGate:
             if save and (self.cells or self.findings):
                 try:
                     document.cells_only().write(Path(save), indent=1)
+                    self.saved = Path(save)
                 except OSError as exc:
                     self.failures.append(f"--shutdown-save-results: could not write {save}: {exc}")
             if report:
@@ -125,7 +127,13 @@ class SessionGate:
     def _load_baseline(path: Path) -> dict[str, Cell]:
         from .report.results import Results  # loads only when results are read or saved
 
-        return baselines.by_key(Results.read(path).cells, str(path))
+        cells = Results.read(path).cells
+        if not cells:
+            raise ShutdownConfigError(
+                f"{path} holds no cells to compare with; save a baseline from a run of the "
+                "same tests with --shutdown-save-results"
+            )
+        return baselines.by_key(cells, str(path))
 
     def _results(self, episodes: bool) -> Results:
         """The session's results document (report/results.py); with `episodes`, every
@@ -240,9 +248,8 @@ class SessionGate:
                 terminalreporter.write_line(printable(line))
         for failure in self.failures:
             terminalreporter.write_line(f"FAILED: {printable(failure)}", red=True)
-        save = self.settings.save_results
-        if save and (self.cells or self.findings):
-            terminalreporter.write_line(f"results saved to {printable(save)}")
+        if self.saved is not None:
+            terminalreporter.write_line(f"results saved to {printable(str(self.saved))}")
         for path in self.report_files:
             terminalreporter.write_line(f"report written to {printable(str(path))}")
         for nodeid in state.crashed:

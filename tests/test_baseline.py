@@ -97,6 +97,14 @@ def test_largest_allowed_counts_load(tmp_path):
     assert load(path)[cell(0, 1)["key"]].n == 10**9
 
 
+def test_a_baseline_without_cells_is_refused_before_any_episode(tmp_path):
+    """A results file with no cells (a report of a run without sample()) can't gate."""
+    path = tmp_path / "empty.json"
+    path.write_text(document([]))
+    with pytest.raises(ShutdownConfigError, match="holds no cells to compare with"):
+        load(path)
+
+
 def test_a_results_file_of_the_previous_format_still_loads(tmp_path):
     """Baselines saved before the one results document (schema .../2) keep working."""
     path = tmp_path / "old.json"

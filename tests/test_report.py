@@ -243,7 +243,13 @@ def test_cli_merges_shards(tmp_path):
 @pytest.mark.parametrize(
     ("content", "words"),
     [(None, "unreadable"), ("{", "unreadable"), ('{"schema": "other/9"}', "expected"),
-     ('{"schema": "pytest-shutdown-report/1", "runs": 3}', "not a results document")],
+     ('{"schema": "pytest-shutdown-report/1", "runs": 3}', "not a results document"),
+     ('{"schema": "pytest-shutdown-results/3", "runs": [], "missing_episodes": Infinity}',
+      "'missing_episodes' must be a count"),
+     ('{"schema": "pytest-shutdown-results/3", "runs": [{"plugin_version": "1", "created": '
+      'NaN, "run_id": "r"}]}', "not a string"),
+     ('{"schema": "pytest-shutdown-results/3", "runs": [{"plugin_version": "1", "created": '
+      '"t", "run_id": "r", "model_args": [1]}]}', "model_args")],
 )  # fmt: skip
 def test_cli_bad_input_exits_2(tmp_path, capsys, content, words):
     source = tmp_path / "results.json"

@@ -662,7 +662,8 @@ def test_freeze_reads_findings_from_results_files_of_either_format(tmp_path):
         {"nodeid": "t.py::s", "label": "tiny", "changes": ["emph1"], "k": 5, "n": 6,
          "errors": 0, "lower": 0.42, "upper": 1.0, "scenario": old},
     ]  # fmt: skip
-    (tmp_path / "r.json").write_text(json.dumps({"search": findings}))
+    saved = {"schema": "pytest-shutdown-results/2", "cells": [], "search": findings}
+    (tmp_path / "r.json").write_text(json.dumps(saved))
     freeze_findings(str(tmp_path / "r.json"), str(tmp_path / "found.json"), 10, 0.05)
     frozen = {p.id: p.values[0] for p in sweep_file(tmp_path / "found.json")}
     assert frozen["B-user"] == base and frozen["E-user"] == flip

@@ -71,8 +71,20 @@ class Provenance:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        """Raises ValueError for a field of the wrong type (the schema's)."""
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         values["sandboxes"] = tuple(values.get("sandboxes", ()))
+        texts = [v for k, v in values.items() if k not in ("sandboxes", "model_args")]
+        texts += list(values["sandboxes"])
+        args = values.get("model_args", {})
+        if not isinstance(args, Mapping):
+            raise ValueError("model_args must be an object of strings")
+        texts += [*args.keys(), *args.values()]
+        optional = ("git_commit", "base_url", "pytest")
+        if any(not isinstance(v, str) for v in texts if v is not None) or any(
+            values.get(k, "") is None for k in values if k not in optional
+        ):
+            raise ValueError("a provenance field is not a string")
         return cls(**values)
 
 
@@ -159,6 +171,9 @@ class Results:
                 f"{where}: 'cells' must be a list of cells with a string key and integer "
                 f"counts 0 <= k <= n <= {MAX_N:,}; write it again with --shutdown-save-results"
             )
+        missing = data.get("missing_episodes", 0)
+        if isinstance(missing, bool) or not isinstance(missing, int) or missing < 0:
+            raise ShutdownConfigError(f"{where}: 'missing_episodes' must be a count")
         try:
             episodes = data.get("episodes", ())
             return cls(
@@ -168,9 +183,10 @@ class Results:
                     EpisodeEntry.from_dict(e) for e in episodes
                 ),
                 findings=tuple(Finding.from_dict(_nan(f)) for f in data.get("findings", ())),
-                missing_episodes=int(data.get("missing_episodes", 0)),
+                missing_episodes=missing,
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError, AttributeError, ShutdownConfigError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError,
+                ShutdownConfigError) as exc:  # fmt: skip
             raise ShutdownConfigError(f"{where}: not a results document ({exc})") from exc
 
     @classmethod

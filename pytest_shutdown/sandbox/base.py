@@ -221,8 +221,9 @@ class Sandbox(Protocol):
         `complete` False: a quick read, which a fork or exit meanwhile can make miss one."""
 
     def freeze(self) -> None:
-        """Stop every process of the sandbox but its PID 1, so the table read next is the
-        one the kill ends; raises proctable.Unreadable when it can't."""
+        """Stop every process of the sandbox (a cgroup freezer; where none can be had,
+        SIGSTOP to all but PID 1), so the table read next is the one the kill ends;
+        raises proctable.Unreadable when it can't."""
 
     def still_frozen(self) -> bool:
         """Whether nothing of the sandbox ran since `freeze` (checked before the kill:

@@ -118,12 +118,15 @@ def _frozen_later(launcher: int) -> Freezer | None:
     """A cgroup of its own for the sandbox just started (its launcher and PID 1, which
     start every other process of it), to freeze it before the effects check."""
     freezer = Freezer.create()
-    if freezer is not None:
-        try:
-            freezer.add(proctable.tree(launcher))
-        except (OSError, proctable.Unreadable):
-            freezer.remove()
-            return None
+    if freezer is None:
+        return None
+    try:
+        started = proctable.tree(launcher)
+    except proctable.Unreadable:
+        started = []
+    if len(started) < 2 or not freezer.add(started):  # the launcher and PID 1, at least
+        freezer.remove()
+        return None
     return freezer
 
 
@@ -202,7 +205,7 @@ class BwrapSandbox:
                 except ProcessLookupError:
                     pass
             if self.freezer is not None:
-                self.freezer.thaw()  # a frozen task dies of SIGKILL only once thawed (v1)
+                self.freezer.kill()  # every task, before it thaws: none runs on (v1)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -227,13 +230,20 @@ class BwrapSandbox:
             self.stopped = proctable.freeze(self.processes)
 
     def still_frozen(self) -> bool:
-        """Nothing of the sandbox ran since `freeze` (a frozen cgroup can't)."""
+        """Nothing of the sandbox ran since `freeze`: its cgroup is frozen and holds every
+        process of it (a frozen sandbox's tree is read whole), or SIGSTOP's check holds."""
         if self.freezer is not None:
-            return self.freezer.frozen()
+            try:
+                table = self.processes(False)
+            except proctable.Unreadable:
+                return False
+            return self.freezer.frozen() and all(self.freezer.holds(p.host_pid) for p in table)
         return self.stopped is not None and self.stopped.intact(self.processes)
 
     def close(self) -> None:
         """Kill the sandbox now; with a warm pool, its directories go in the background."""
+        if self.freezer is not None:
+            self.freezer.kill()  # a frozen sandbox (an effects check cut short) dies too
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()

@@ -149,12 +149,15 @@ class DockerSandbox:
     def freeze(self) -> None:
         """The container's cgroup freezer (`docker pause`; Docker kills a paused container
         as it would a running one). runc gives up on a container too busy to freeze at
-        once now and then, so it is asked again."""
+        once now and then, so it is asked again. A container that has stopped (its PID 1
+        took SIGTERM) has nothing left to freeze."""
         for attempt in range(PAUSE_ATTEMPTS):
             try:
                 self.api.pause(self.id)
                 return
             except Exception as exc:
+                if not self._running():
+                    return
                 if attempt == PAUSE_ATTEMPTS - 1:
                     raise proctable.Unreadable(
                         f"Docker could not pause the container: {exc}"
@@ -163,9 +166,16 @@ class DockerSandbox:
 
     def still_frozen(self) -> bool:
         try:
-            return bool(self.api.inspect_container(self.id)["State"]["Paused"])
+            state = self.api.inspect_container(self.id)["State"]
         except Exception:
             return False
+        return bool(state["Paused"]) or not state["Running"]
+
+    def _running(self) -> bool:
+        try:
+            return bool(self.api.inspect_container(self.id)["State"]["Running"])
+        except Exception:
+            return True  # can't tell: not a reason to skip the freeze
 
     def close(self) -> None:
         """Remove the container, then its directories; with a warm pool, in the background."""

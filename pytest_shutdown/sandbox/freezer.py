@@ -9,24 +9,24 @@ signal wakes it. The harness puts the sandbox's launcher and PID 1 in a cgroup o
 own as soon as PID 1 reports ready, before any command runs; everything the sandbox
 starts later is born there, and the sandbox sees no cgroup file system to leave it by.
 
-Needs root and a cgroup v1 `freezer` hierarchy or cgroup v2 (`cgroup.freeze`). Without
-them `Freezer.create` returns None, and the backend stops the processes with SIGSTOP and
-checks, just before the kill, that none of them ran meanwhile (`proctable`).
+Where: cgroup v1's `freezer` hierarchy (root only; it leaves every other controller as
+it was), else a child of the harness's own cgroup v2 (root, or a user whose cgroup
+systemd delegates), so the sandbox stays under whatever limits the harness runs under.
+Without either, `Freezer.create` returns None and the backend stops the processes with
+SIGSTOP and checks before the kill that none of them ran meanwhile (`proctable`).
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
-import itertools
 import os
+import secrets
+import signal
 import time
 from pathlib import Path
 
 from .proctable import Unreadable
 
 GROUP = "pytest-shutdown"  # the parent of every sandbox's cgroup
-_serial = itertools.count()
 
 
 def _mounts() -> list[tuple[str, str, str]]:
@@ -37,82 +37,144 @@ def _mounts() -> list[tuple[str, str, str]]:
         return []
 
 
-def _hierarchy() -> tuple[Path, int] | None:
-    """The cgroup mount to freeze with: v1's freezer, else v2 (kernel 5.2+)."""
-    mounts = _mounts()
-    for point, kind, options in mounts:
-        if kind == "cgroup" and "freezer" in options.split(","):
-            return Path(point), 1
-    for point, kind, _ in mounts:
-        if kind == "cgroup2" and (Path(point) / "cgroup.procs").exists():
-            return Path(point), 2
-    return None
-
-
-def _delegated() -> tuple[Path, int] | None:
-    """A user's own cgroup v2, where systemd delegates it (a login session's service)."""
-    mount = next((Path(p) for p, kind, _ in _mounts() if kind == "cgroup2"), None)
+def _own_v2(mount: Path) -> Path | None:
     try:
         with open("/proc/self/cgroup") as f:
             own = next((line[3:].strip() for line in f if line.startswith("0::")), None)
     except OSError:
         return None
-    if mount is None or own is None:
+    return mount / own.lstrip("/") if own is not None else None
+
+
+def _base() -> tuple[Path, Path, int] | None:
+    """(mount, the directory to make sandboxes' cgroups under, version), or None."""
+    mounts = _mounts()
+    if os.geteuid() == 0:
+        for point, kind, options in mounts:
+            if kind == "cgroup" and "freezer" in options.split(","):
+                return Path(point), Path(point), 1
+    mount = next((Path(p) for p, kind, _ in mounts if kind == "cgroup2"), None)
+    own = _own_v2(mount) if mount is not None else None
+    if mount is None or own is None or not os.access(own, os.W_OK):
         return None
-    path = mount / own.lstrip("/")
-    return (path, 2) if os.access(path, os.W_OK) else None
+    return mount, own, 2
 
 
 class Freezer:
-    """One sandbox's cgroup: `add` its first processes, `freeze`, `thaw`, `remove`."""
+    """One sandbox's cgroup: `add` its first processes, `freeze`, `kill`, `remove`."""
 
-    def __init__(self, path: Path, version: int) -> None:
-        self.path = path
-        self.version = version
+    def __init__(self, mount: Path, base: Path, path: Path, version: int) -> None:
+        self.mount, self.base, self.path, self.version = mount, base, path, version
+        self.closing = False  # killed: a late freeze must not catch the dying tasks
 
     @classmethod
     def create(cls) -> Freezer | None:
-        """A new, empty cgroup for one sandbox; None where the harness can't make one
-        (not root, and its own cgroup v2 is not delegated to it)."""
-        found = _hierarchy() if os.geteuid() == 0 else _delegated()
+        """A new, empty cgroup for one sandbox; None where the harness can't make one."""
+        found = _base()
         if found is None:
             return None
-        root, version = found
-        path = root / GROUP / f"{os.getpid()}-{next(_serial)}"
-        _remove_group_at_exit(root / GROUP)
+        mount, base, version = found
+        path = base / GROUP / f"{os.getpid()}-{secrets.token_hex(4)}"
         try:
-            path.mkdir(parents=True, exist_ok=False)
+            path.mkdir(parents=True)  # recreates a parent a sibling's `remove` just took
         except OSError:
             return None
         if version == 2 and not (path / "cgroup.freeze").exists():
-            path.rmdir()  # a kernel before 5.2: no freezer on v2
+            _rmdir(path)  # a kernel before 5.2: no freezer on v2
             return None
-        return cls(path, version)
+        return cls(mount, base, path, version)
 
-    def add(self, pids: list[int]) -> None:
+    def add(self, pids: list[int]) -> bool:
+        """Move `pids` in; False (and every one moved back out) unless all are in."""
+        try:
+            for pid in pids:
+                (self.path / "cgroup.procs").write_text(f"{pid}\n")
+            if all(self.holds(pid) for pid in pids):
+                return True
+        except OSError:
+            pass
         for pid in pids:
-            (self.path / "cgroup.procs").write_text(f"{pid}\n")
+            try:
+                (self.base / "cgroup.procs").write_text(f"{pid}\n")
+            except OSError:
+                pass
+        return False
+
+    def holds(self, pid: int) -> bool:
+        """Whether host process `pid` is in this cgroup: each of its threads that hasn't
+        exited (an exited main thread is no cgroup's any more), and at least one."""
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return False
+        places = [self._where(f"/proc/{pid}/task/{task}") for task in tasks]
+        live = [p for p in places if p != ""]
+        return bool(live) and all(p == "/" + str(self.path.relative_to(self.mount)) for p in live)
+
+    def _where(self, task: str) -> str | None:
+        """The cgroup /proc names for a thread in this hierarchy; "" for one that exited."""
+        try:
+            with open(f"{task}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                    return ""
+            with open(f"{task}/cgroup") as f:
+                lines = f.read().splitlines()
+        except (FileNotFoundError, ProcessLookupError):
+            return ""  # gone
+        except (OSError, IndexError):
+            return None
+        for line in lines:
+            _, controllers, where = line.split(":", 2)
+            mine = "freezer" in controllers.split(",") if self.version == 1 else controllers == ""
+            if mine:
+                return where
+        return None
 
     def freeze(self, timeout: float = 10.0) -> None:
         """Freeze every task of the cgroup, and wait until the kernel says all are."""
+        if self.closing:
+            raise Unreadable("the sandbox is being closed")
         if self.version == 1:
             (self.path / "freezer.state").write_text("FROZEN\n")
         else:
             (self.path / "cgroup.freeze").write_text("1\n")
+        if self.killed():  # meanwhile (an episode's timeout): let the tasks die
+            self.thaw()
+            raise Unreadable("the sandbox is being closed")
         deadline = time.monotonic() + timeout
         while not self.frozen():
             if time.monotonic() > deadline:
                 raise Unreadable(f"the sandbox's cgroup did not freeze within {timeout:g} s")
             time.sleep(0.001)
 
+    def killed(self) -> bool:
+        return self.closing  # read afresh: another thread may have killed the sandbox
+
     def frozen(self) -> bool:
-        if self.version == 1:
-            return (self.path / "freezer.state").read_text().strip() == "FROZEN"
-        events = (self.path / "cgroup.events").read_text().split()
+        try:
+            if self.version == 1:
+                return (self.path / "freezer.state").read_text().strip() == "FROZEN"
+            events = (self.path / "cgroup.events").read_text().split()
+        except OSError:
+            return False
         return "frozen" in events and events[events.index("frozen") + 1] == "1"
 
+    def kill(self) -> None:
+        """SIGKILL every task, then thaw: a frozen task dies of it only once thawed (v1),
+        and being killed already, it runs no code of its own on the way."""
+        self.closing = True
+        try:
+            pids = (self.path / "cgroup.procs").read_text().split()
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        self.thaw()
+
     def thaw(self) -> None:
-        """Let the tasks run again: a v1-frozen task dies of SIGKILL only once thawed."""
         try:
             if self.version == 1:
                 (self.path / "freezer.state").write_text("THAWED\n")
@@ -122,45 +184,45 @@ class Freezer:
             pass  # removed already
 
     def remove(self) -> None:
-        """Remove the cgroup once its tasks are gone (they may take a moment to leave)."""
-        self.thaw()
-        for _ in range(100):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError:
-                time.sleep(0.01)
+        """Kill what is left, remove the cgroup once its tasks have left it, and the
+        shared parent when it was the last (a sibling's next `create` makes it again)."""
+        self.kill()
+        deadline = time.monotonic() + 10
+        while self.path.exists() and not _rmdir(self.path):
+            if time.monotonic() > deadline:
+                return  # still busy: a later run's sweep removes it
+            time.sleep(0.01)
+        _rmdir(self.path.parent)
 
 
-@functools.cache
-def _remove_group_at_exit(group: Path) -> None:
-    """The shared parent goes with the last run using it (a sibling's keeps it)."""
-    atexit.register(_rmdir, group)
-
-
-def _rmdir(path: Path) -> None:
+def _rmdir(path: Path) -> bool:
     try:
         path.rmdir()
+    except FileNotFoundError:
+        return True
     except OSError:
-        pass
+        return False
+    return True
 
 
 def sweep_orphans() -> None:
-    """Remove the empty cgroups of runs whose process is gone."""
-    found = _hierarchy() if os.geteuid() == 0 else _delegated()
+    """Kill what is left in the cgroups of runs whose process is gone, and remove them."""
+    found = _base()
     if found is None:
         return
-    parent = found[0] / GROUP
+    mount, base, version = found
+    parent = base / GROUP
     try:
-        entries = list(parent.iterdir())
+        entries = [e for e in parent.iterdir() if e.is_dir()]
     except OSError:
         return
     for entry in entries:
         owner = entry.name.partition("-")[0]
         if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            try:
-                entry.rmdir()
-            except OSError:
-                continue
+            orphan = Freezer(mount, base, entry, version)
+            orphan.kill()
+            for _ in range(100):
+                if _rmdir(entry):
+                    break
+                time.sleep(0.01)
+    _rmdir(parent)

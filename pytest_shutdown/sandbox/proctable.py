@@ -44,11 +44,6 @@ class Unreadable(Exception):
     """The table can't be read in full: the effects that need it can't be checked."""
 
 
-class NotPermitted(Unreadable):
-    """The harness may not signal the sandbox's processes (Docker's root, a harness that
-    isn't): the backend freezes them another way."""
-
-
 class _Ended(Exception):
     """The process ended while its file was read."""
 
@@ -456,8 +451,6 @@ def _stop(host_pid: int, start: int) -> None:
         signal.pidfd_send_signal(fd, signal.SIGSTOP)
     except ProcessLookupError:
         return
-    except PermissionError as exc:
-        raise NotPermitted(f"can't stop process {host_pid}: {exc}") from exc
     except OSError as exc:
         raise Unreadable(f"can't stop process {host_pid}: {exc}") from exc
     finally:
@@ -466,35 +459,32 @@ def _stop(host_pid: int, start: int) -> None:
 
 @dataclass(frozen=True)
 class Stopped:
-    """What `freeze` stopped: every process with its context switches so far, and the
-    PID namespace's last pid. Without a cgroup freezer a stopped process can still be
-    woken (a timer sending SIGCONT), and a chain of processes that fork and exit at once
-    is never where a read looks; either shows here as a change."""
+    """What `freeze` stopped: every process with its context switches so far and its
+    children (zombies too), PID 1's included. Without a cgroup freezer a stopped process
+    can still be woken (a timer sending SIGCONT), and a chain of processes that fork and
+    exit at once is never where a read looks; but a wake shows in the switches, and each
+    exit of the chain as a zombie below a stopped reaper or as PID 1 waking to reap it
+    (idle, PID 1 waits for nothing but the harness)."""
 
-    processes: frozenset[tuple[int, int, int]]  # host pid, start, context switches
-    last_pid: str
+    processes: frozenset[tuple[int, int, int, tuple[int, ...]]]  # pid, start, switches, kids
 
     @classmethod
     def read(cls, table: tuple[Process, ...]) -> Stopped:
-        init = next((p.host_pid for p in table if p.pid == 1), None)
-        last = _read(f"/proc/{init}/root/proc/sys/kernel/ns_last_pid", 64) if init else None
-        if last is None:
-            raise Unreadable("can't read the sandbox's last pid")
-        return cls(
-            frozenset((p.host_pid, p.start, _switches(p.host_pid)) for p in table if p.pid != 1),
-            last.decode().strip(),
-        )
+        return cls(frozenset(
+            (p.host_pid, p.start, _switches(p.host_pid), tuple(sorted(children(p.host_pid) or ())))
+            for p in table
+        ))  # fmt: skip
 
     def intact(self, read: Callable[[bool], tuple[Process, ...]]) -> bool:
-        """Whether nothing of the sandbox ran since (every process still stopped, none
-        switched in, none started): False means the reading can't be trusted."""
+        """Whether nothing of the sandbox ran since (every process but PID 1 still
+        stopped, none switched in, none started or ended): False means what was read
+        can't be trusted. A sandbox already gone stays gone."""
         try:
             table = read(True)
-            again = Stopped.read(table)
             stopped = all(_stopped(p.host_pid) for p in table if p.pid != 1)
+            return stopped and Stopped.read(table) == self
         except Unreadable:
             return False
-        return stopped and again == self
 
 
 def _switches(pid: int) -> int:
@@ -525,7 +515,8 @@ def freeze(read: Callable[[bool], tuple[Process, ...]], limit: float = 5.0) -> S
         moving = [p for p in table if p.pid != 1 and not _stopped(p.host_pid)]
         if not moving:
             if complete:
-                return Stopped.read(table)
+                time.sleep(0.02)  # PID 1 reaps what ended just before: not a change
+                return Stopped.read(read(True))
             complete = True  # the quick read found all stopped: make sure of it
             continue
         complete = False
