@@ -10,6 +10,7 @@ be a process the agent can signal.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import struct
 import threading
@@ -125,11 +126,28 @@ class DockerSandbox:
     def kill(self) -> bool:
         """Kill the container's PID 1 (the kernel takes every process of the container with
         it) and wait until Docker reports it stopped; the mounts' host side stays."""
+        self._kill_frozen()
         try:
             self.api.kill(self.id)
         except Exception:  # already stopped, or the daemon failed: wait_stopped tells
             pass
         return self.wait_stopped(30)
+
+    def _kill_frozen(self) -> None:
+        """A paused container's tasks each get SIGKILL before Docker unpauses it, so
+        none runs its own code again (Docker kills only PID 1, whose exit takes the rest
+        a moment later). Needs the right to signal them: a root harness."""
+        try:
+            if not self.api.inspect_container(self.id)["State"]["Paused"]:
+                return
+            table = self.processes(False)
+        except Exception:
+            return
+        for p in table:
+            try:
+                os.kill(p.host_pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def process(self, pid: int) -> tuple[int, str] | None:
         try:
