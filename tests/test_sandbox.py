@@ -174,6 +174,16 @@ def test_a_sandbox_that_stopped_is_frozen_as_it_is(sandbox):
     assert sandbox.kill()
 
 
+def written(*paths, timeout=20.0):
+    """Wait until each file exists (a program in the sandbox has run), however busy."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"never written: {paths}"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def freeze_programs(tmp_path_factory):
     """Static builds of tests/data/freeze/*.c: they run in every backend's sandbox."""
@@ -200,6 +210,7 @@ def test_freeze_holds_against_a_fork_chain_a_self_waking_process_and_vfork(
     for name in ("chain", "waker", "vfork"):
         shutil.copy(freeze_programs / name, work / name)
     sandbox.run("(./chain & ./waker & ./vfork &) >/dev/null 2>&1; sleep 0.5", 10)
+    written(work / ".chain.count", work / ".wake.count")
     sandbox.freeze()
     assert sandbox.still_frozen()
     counts = [(work / f).stat().st_size for f in (".chain.count", ".wake.count")]
@@ -235,11 +246,12 @@ def test_without_a_cgroup_freezer_what_ran_on_is_caught_before_the_kill(
             assert box.freezer is None
             shutil.copy(freeze_programs / program, layout.workdir / program)
             box.run(f"(./{program} &) >/dev/null 2>&1; sleep 0.3", 10)
+            count = layout.workdir / (".chain.count" if program == "chain" else ".wake.count")
+            written(count)
             try:
                 box.freeze()
             except proctable.Unreadable:
                 continue  # failed closed at the freeze
-            count = layout.workdir / (".chain.count" if program == "chain" else ".wake.count")
             before = count.stat().st_size
             time.sleep(0.3)
             if count.stat().st_size > before:  # it ran on (SIGSTOP may catch a chain)
@@ -268,6 +280,7 @@ def test_a_frozen_sandbox_is_killed_without_running_again(sandbox):
     work = sandbox.layout.workdir
     writer = "while :; do echo x >> .w; done"
     sandbox.run(f"({writer} & {writer} & {writer} &) >/dev/null 2>&1; sleep 0.3", 10)
+    written(work / ".w")
     sandbox.freeze()
     size = (work / ".w").stat().st_size
     assert size and sandbox.kill()

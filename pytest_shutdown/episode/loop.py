@@ -164,9 +164,7 @@ class _Loop:
                 self.config.command_timeout, self.config.max_output, service.user,
             )  # fmt: skip
             pid = result.output.strip()
-            found = (
-                await asyncio.to_thread(self.sandbox.process, int(pid)) if pid.isdigit() else None
-            )
+            found = await asyncio.to_thread(self.find, int(pid)) if pid.isdigit() else None
             self.ep.transcript.append(TranscriptEntry(
                 "harness", result.output, event="service", command=service.command,
                 exit_code=result.exit_code,
@@ -294,6 +292,16 @@ class _Loop:
         usage = [(p, evidence.disk_usage(p, limit)) for p in places
                  if p is not None and p not in self.layout.capped]  # fmt: skip
         return seen, usage
+
+    def find(self, pid: int) -> tuple[int, str] | None:
+        """A service's process on the host: looked for again for a moment, as a read of
+        /proc under load can miss a process that is there."""
+        for _ in range(10):
+            found = self.sandbox.process(pid)
+            if found is not None:
+                return found
+            time.sleep(0.05)
+        return None
 
     def observe_services(self) -> None:
         """Before each agent command: the command line each service's process runs now, so

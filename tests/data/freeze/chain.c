@@ -6,7 +6,7 @@
 #include <unistd.h>
 int main(void) {
     for (unsigned long n = 1;; n++) {
-        if (n % 2000 == 0) {
+        if (n % 100 == 0) {
             int fd = open("/home/agent/.chain.count", O_WRONLY | O_APPEND | O_CREAT, 0644);
             if (fd >= 0) { write(fd, "x", 1); close(fd); }
         }
