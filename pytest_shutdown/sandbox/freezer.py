@@ -7,7 +7,9 @@ looks; a timer can send SIGCONT; a vfork parent waits where SIGSTOP doesn't reac
 frozen cgroup can: every task in it, and every task it forks, stops where it is, and no
 signal wakes it. The harness puts the sandbox's launcher and PID 1 in a cgroup of their
 own as soon as PID 1 reports ready, before any command runs; everything the sandbox
-starts later is born there, and the sandbox sees no cgroup file system to leave it by.
+starts later is born there, and every file that could move it out belongs to host root.
+(Root of a several-user sandbox can mount the v1 freezer hierarchy and read it, since its
+cgroup namespace was made before the move; every write there is refused.)
 
 Where: cgroup v1's `freezer` hierarchy (root only; it leaves every other controller as
 it was), else a child of the harness's own cgroup v2 (root, or a user whose cgroup
