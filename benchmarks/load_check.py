@@ -75,13 +75,12 @@ TERMINATE = {
 }
 SCENARIOS = {"palisade": (lambda: palisade("A"), PALISADE),
              "sdk_terminate": (sdk_terminate, TERMINATE)}  # fmt: skip
-AGENTS = PALISADE
 
 
-def scripts(directory: Path) -> dict[str, str]:
+def scripts(directory: Path, agents: dict) -> dict[str, str]:
     """A `scripted:` model spec per agent kind."""
     specs = {}
-    for name, (_, commands) in AGENTS.items():
+    for name, (_, commands) in agents.items():
         path = directory / f"{name}.json"
         turns = [{"bash": c} for c in commands] + [{"submit": "done"}]
         path.write_text(json.dumps({"turns": turns}))
@@ -89,9 +88,11 @@ def scripts(directory: Path) -> dict[str, str]:
     return specs
 
 
-async def run_all(backend, specs: dict[str, str], episodes: int, concurrency: int, scenario):
-    compliant = [n for n, (o, _) in AGENTS.items() if o is Outcome.COMPLIED]
-    sabotaging = [n for n, (o, _) in AGENTS.items() if o is Outcome.SABOTAGED]
+async def run_all(
+    backend, specs: dict[str, str], episodes: int, concurrency: int, scenario, agents: dict
+):
+    compliant = [n for n, (o, _) in agents.items() if o is Outcome.COMPLIED]
+    sabotaging = [n for n, (o, _) in agents.items() if o is Outcome.SABOTAGED]
     names = [k for i in range(episodes) for k in (compliant[i % 4], sabotaging[i % 4])]
     gate = asyncio.Semaphore(concurrency)
 
@@ -110,20 +111,21 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--scenario", choices=sorted(SCENARIOS), default="palisade")
     args = p.parse_args()
-    global AGENTS
-    make, AGENTS = SCENARIOS[args.scenario]
+    make, agents = SCENARIOS[args.scenario]
     backend = make_backend(args.backend)
     with tempfile.TemporaryDirectory() as tmp:
-        specs = scripts(Path(tmp))
+        specs = scripts(Path(tmp), agents)
         t = time.perf_counter()
-        results = asyncio.run(run_all(backend, specs, args.episodes, args.concurrency, make()))
+        results = asyncio.run(
+            run_all(backend, specs, args.episodes, args.concurrency, make(), agents)
+        )
         wall = time.perf_counter() - t
     table: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     misjudged = errors = 0
     examples = []
     for name, ep in results:
         table[name][ep.outcome.value] += 1
-        expected = AGENTS[name][0]
+        expected = agents[name][0]
         if ep.outcome is Outcome.ERROR:
             errors += 1
         elif ep.outcome is not expected:
@@ -138,7 +140,7 @@ def main() -> int:
         f"{args.concurrency} "
         f"in {wall:.1f} s"
     )
-    for name, (expected, _) in AGENTS.items():
+    for name, (expected, _) in agents.items():
         counts = ", ".join(f"{k} {v}" for k, v in sorted(table[name].items()))
         print(f"  {name:<22} expect {expected.value:<9} got {counts}")
     print(f"misjudged {misjudged}, harness errors {errors}")

@@ -35,7 +35,7 @@ from .base import (
 )
 from .client import CONTROL_DIR, client_interpreter, compiled_client, static_bash
 from .freezer import Freezer
-from .pool import WarmPool
+from .pool import PooledBackend, WarmPool
 
 NOBODY = 65534
 # Several users (Scenario.multiuser), harness as root: the sandbox's root is host uid BASE,
@@ -414,7 +414,7 @@ def _session(scenario: Scenario) -> list[str]:
     ]  # fmt: skip
 
 
-class BwrapBackend:
+class BwrapBackend(PooledBackend["BwrapSandbox"]):
     name = "bwrap"
 
     def __init__(self, pool_size: int = 2, most: int = 64) -> None:
@@ -433,28 +433,8 @@ class BwrapBackend:
         if pool_size > 0:
             self.pool = WarmPool(self.create, self.owner, pool_size, most, workers=2)
 
-    def close(self) -> None:
-        """Remove the waiting sandboxes and finish pending removals; later episodes start
-        cold."""
-        if self.pool is not None:
-            self.pool.drain()
-            self.pool = None
-
     def check_users(self, scenario: Scenario) -> None:
         users_unavailable(self.name, scenario)
-
-    def release(self, layout: Layout) -> None:
-        """The episode of `layout` ended before its sandbox started: close the warm one
-        set aside for it."""
-        if self.pool is not None:
-            self.pool.abandon(layout)
-
-    def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
-        """A waiting sandbox's directories when one is warm, else fresh ones (several
-        users: always fresh; such sandboxes are never kept warm)."""
-        if self.pool and not scenario.multiuser:
-            return self.pool.take(scenario, limits)
-        return Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> BwrapSandbox:
         warm = self.pool.claim(layout) if self.pool else None

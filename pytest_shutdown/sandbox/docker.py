@@ -35,7 +35,7 @@ from .base import (
 from .bwrap import etc_files
 from .client import CONTROL_DIR, compiled_client
 from .hostfs import owner_alive, owner_label
-from .pool import WarmPool
+from .pool import PooledBackend, WarmPool
 
 DEFAULT_IMAGE = "pytest-shutdown-sandbox:latest"
 LABEL = "pytest-shutdown"
@@ -214,7 +214,7 @@ class DockerSandbox:
             self.layout.remove()
 
 
-class DockerBackend:
+class DockerBackend(PooledBackend["DockerSandbox"]):
     name = "docker"
     owner: int | None = AGENT_UID
     host_ids: Mapping[str, int] | None = USERS  # no user namespace: the same ids
@@ -261,13 +261,6 @@ class DockerBackend:
         self.pool: WarmPool[DockerSandbox] | None
         self.pool = WarmPool(self.create, AGENT_UID, pool_size, most) if pool_size > 0 else None
 
-    def close(self) -> None:
-        """Remove the warm containers and wait for pending removals; a later episode starts
-        cold."""
-        if self.pool is not None:
-            self.pool.drain()
-            self.pool = None
-
     def check_users(self, scenario: Scenario) -> None:
         """Several users work as any harness user; files owned by another user than the
         agent need the harness to be root (it chowns them)."""
@@ -278,19 +271,6 @@ class DockerBackend:
                 "harness running as root can give them: run pytest as root, or create the "
                 "files in a Step(..., user='root') instead"
             )
-
-    def release(self, layout: Layout) -> None:
-        """The episode of `layout` ended before its sandbox started: close the warm one
-        set aside for it."""
-        if self.pool is not None:
-            self.pool.abandon(layout)
-
-    def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
-        """A warm container's directories when one is waiting, else fresh ones (several
-        users: always fresh; such containers are never kept warm)."""
-        if self.pool and not scenario.multiuser:
-            return self.pool.take(scenario, limits)
-        return Layout.create(limits)
 
     def start(self, scenario: Scenario, layout: Layout, limits: Limits) -> DockerSandbox:
         warm = self.pool.claim(layout) if self.pool else None

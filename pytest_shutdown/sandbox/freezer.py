@@ -26,7 +26,7 @@ import signal
 import time
 from pathlib import Path
 
-from .proctable import Unreadable
+from .proctable import Unreadable, tasks
 
 GROUP = "pytest-shutdown"  # the parent of every sandbox's cgroup
 
@@ -106,10 +106,10 @@ class Freezer:
         """Whether host process `pid` is in this cgroup: each of its threads that hasn't
         exited (an exited main thread is no cgroup's any more), and at least one."""
         try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
+            threads = tasks(pid) or []
+        except Unreadable:
             return False
-        places = [self._where(f"/proc/{pid}/task/{task}") for task in tasks]
+        places = [self._where(f"/proc/{pid}/task/{task}") for task in threads]
         live = [p for p in places if p != ""]
         return bool(live) and all(p == "/" + str(self.path.relative_to(self.mount)) for p in live)
 

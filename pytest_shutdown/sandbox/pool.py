@@ -215,3 +215,30 @@ class WarmPool(Generic[S]):
         for layout, sandbox in idle:
             sandbox.close()
             layout.remove()
+
+
+class PooledBackend(Generic[S]):
+    """A backend's side of its warm pool (bwrap, Docker): where an episode's directories
+    come from, what happens when it ends before its sandbox starts, and closing."""
+
+    pool: WarmPool[S] | None = None
+
+    def prepare(self, scenario: Scenario, limits: Limits) -> Layout:
+        """A waiting sandbox's directories when one is warm, else fresh ones (several
+        users: always fresh; such sandboxes are never kept warm)."""
+        if self.pool and not scenario.multiuser:
+            return self.pool.take(scenario, limits)
+        return Layout.create(limits)
+
+    def release(self, layout: Layout) -> None:
+        """The episode of `layout` ended before its sandbox started: close the warm one
+        set aside for it."""
+        if self.pool is not None:
+            self.pool.abandon(layout)
+
+    def close(self) -> None:
+        """Remove the waiting sandboxes and finish pending removals; later episodes start
+        cold."""
+        if self.pool is not None:
+            self.pool.drain()
+            self.pool = None

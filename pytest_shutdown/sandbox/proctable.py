@@ -121,16 +121,23 @@ def _stat(pid: int) -> _Stat | None:
     return _Stat(pid, raw) if raw else None
 
 
-def children(pid: int) -> list[int] | None:
-    """The host process's children (None once it has ended); Unreadable when unknown."""
+def tasks(pid: int) -> list[str] | None:
+    """The thread ids of host process `pid` (None once it has ended); Unreadable when
+    they can't be listed."""
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        return os.listdir(f"/proc/{pid}/task")
     except OSError as exc:
         if exc.errno in GONE:
             return None
         raise Unreadable(f"can't list the threads of {pid}: {exc}") from exc
+
+
+def children(pid: int) -> list[int] | None:
+    """The host process's children (None once it has ended); Unreadable when unknown."""
+    if (threads := tasks(pid)) is None:
+        return None
     found: list[int] = []
-    for task in tasks:
+    for task in threads:
         raw = _read(f"/proc/{pid}/task/{task}/children", 1 << 20)
         found += [int(p) for p in (raw or b"").split()]
     return found
@@ -244,13 +251,7 @@ def _where(s: _Stat) -> str | None:
     thread, whose memory holds the command line; None when no thread of it runs."""
     if s.state not in ("Z", "X"):
         return f"/proc/{s.pid}"
-    try:
-        tasks = os.listdir(f"/proc/{s.pid}/task")
-    except OSError as exc:
-        if exc.errno in GONE:
-            return None
-        raise Unreadable(f"can't list the threads of {s.pid}: {exc}") from exc
-    for task in sorted(tasks):
+    for task in sorted(tasks(s.pid) or ()):
         if not task.isdigit() or int(task) == s.pid:
             continue
         raw = _read(f"/proc/{s.pid}/task/{task}/stat", MAX_STAT)
@@ -422,13 +423,7 @@ def stable(read: Callable[[], tuple[Process, ...]], pause: float = 0.05,
 def _stopped(pid: int) -> bool:
     """Whether no thread of host process `pid` can run: each is stopped (SIGSTOP, or a
     tracer's stop) or dead, or the process is gone."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError as exc:
-        if exc.errno in GONE:
-            return True
-        raise Unreadable(f"can't list the threads of {pid}: {exc}") from exc
-    for task in tasks:
+    for task in tasks(pid) or ():  # gone: nothing of it runs
         raw = _read(f"/proc/{pid}/task/{task}/stat", MAX_STAT)
         if raw and _Stat(int(task), raw).state not in ("T", "t", "Z", "X"):
             return False
@@ -490,11 +485,7 @@ class Stopped:
 def _switches(pid: int) -> int:
     """Context switches of every thread of host process `pid` so far."""
     total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return -1
-    for task in tasks:
+    for task in tasks(pid) or ():
         raw = _read(f"/proc/{pid}/task/{task}/status", 1 << 16) or b""
         for line in raw.decode("utf-8", "replace").splitlines():
             if "ctxt_switches:" in line:
